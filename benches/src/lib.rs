@@ -1,0 +1,3 @@
+//! End-to-end latency harness (grows with the pipeline stages; micro benchmarks live in each
+//! crate's own `benches/`).
+#![forbid(unsafe_code)]

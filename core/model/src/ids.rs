@@ -1,0 +1,156 @@
+//! Dense id newtypes. Strings (symbols, CompIDs) are resolved to these at the edges; the hot
+//! path indexes arrays with them.
+
+use bytemuck::{Pod, Zeroable};
+
+macro_rules! dense_id {
+    ($(#[$doc:meta])* $name:ident($inner:ty)) => {
+        $(#[$doc])*
+        #[repr(transparent)]
+        #[derive(
+            Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Pod, Zeroable,
+        )]
+        pub struct $name(pub $inner);
+
+        impl $name {
+            /// The id as an array index.
+            #[inline]
+            pub const fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+dense_id!(
+    /// A trading venue (exchange or the paper venue), dense from 0 in configuration order.
+    VenueId(u16)
+);
+dense_id!(
+    /// An instrument on one venue, dense from 0 in registry order.
+    InstrumentId(u32)
+);
+dense_id!(
+    /// A trading account, dense from 0 in configuration order.
+    AccountId(u32)
+);
+dense_id!(
+    /// An engine-assigned order id, unique for the life of a journal; 0 means "none".
+    OrderId(u64)
+);
+dense_id!(
+    /// A producer of records (a feed connection, a FIX session, the engine's output...).
+    /// Each stream numbers its records 1, 2, 3... without gaps.
+    StreamId(u16)
+);
+
+/// A client order id (FIX ClOrdID, tag 11) stored inline: up to 40 printable ASCII bytes,
+/// zero-padded. Inline storage keeps order records `Pod` and fixed-size.
+#[repr(transparent)]
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct ClientOrderId(pub [u8; ClientOrderId::CAPACITY]);
+
+/// Why a byte string cannot be a [`ClientOrderId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientOrderIdError {
+    /// Empty id.
+    #[error("client order id is empty")]
+    Empty,
+    /// Longer than [`ClientOrderId::CAPACITY`].
+    #[error("client order id is {len} bytes; at most {max} are supported", max = ClientOrderId::CAPACITY)]
+    TooLong {
+        /// Length given.
+        len: usize,
+    },
+    /// A byte outside printable ASCII (0x21..=0x7e).
+    #[error("client order id has byte 0x{byte:02x} at {position}; only printable ASCII is allowed")]
+    InvalidByte {
+        /// Offending byte.
+        byte: u8,
+        /// Its position.
+        position: usize,
+    },
+}
+
+impl ClientOrderId {
+    /// Maximum length in bytes.
+    pub const CAPACITY: usize = 40;
+    /// The empty id ("none").
+    pub const NONE: Self = Self([0; Self::CAPACITY]);
+
+    /// Validates and copies `bytes`.
+    pub fn new(bytes: &[u8]) -> Result<Self, ClientOrderIdError> {
+        if bytes.is_empty() {
+            return Err(ClientOrderIdError::Empty);
+        }
+        if bytes.len() > Self::CAPACITY {
+            return Err(ClientOrderIdError::TooLong { len: bytes.len() });
+        }
+        if let Some(position) = bytes.iter().position(|b| !(0x21..=0x7e).contains(b)) {
+            return Err(ClientOrderIdError::InvalidByte { byte: bytes[position], position });
+        }
+        let mut id = Self::NONE;
+        id.0[..bytes.len()].copy_from_slice(bytes);
+        Ok(id)
+    }
+
+    /// The id's bytes without padding.
+    pub fn as_bytes(&self) -> &[u8] {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(Self::CAPACITY);
+        &self.0[..len]
+    }
+
+    /// The id as text (always ASCII when built through [`ClientOrderId::new`]).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or("<non-ascii>")
+    }
+
+    /// True for [`ClientOrderId::NONE`].
+    pub fn is_none(&self) -> bool {
+        self.0[0] == 0
+    }
+}
+
+impl Default for ClientOrderId {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl std::fmt::Debug for ClientOrderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientOrderId({:?})", self.as_str())
+    }
+}
+
+impl std::fmt::Display for ClientOrderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_order_id_validates() {
+        let id = ClientOrderId::new(b"ORD-1700000000-42").unwrap();
+        assert_eq!(id.as_str(), "ORD-1700000000-42");
+        assert_eq!(ClientOrderId::new(b""), Err(ClientOrderIdError::Empty));
+        assert_eq!(ClientOrderId::new(&[b'a'; 41]), Err(ClientOrderIdError::TooLong { len: 41 }));
+        assert_eq!(
+            ClientOrderId::new(b"a b"),
+            Err(ClientOrderIdError::InvalidByte { byte: b' ', position: 1 })
+        );
+        let full = ClientOrderId::new(&[b'z'; 40]).unwrap();
+        assert_eq!(full.as_bytes().len(), 40);
+        assert!(ClientOrderId::NONE.is_none());
+    }
+}

@@ -1,0 +1,995 @@
+//! Event records: the fixed-size `#[repr(C)]` [`Pod`] structs that travel through the rings
+//! and into the journal, and the [`Envelope`] that carries one of them.
+//!
+//! # Layout
+//!
+//! An [`Envelope`] is 192 bytes, 64-byte aligned (three cache lines):
+//!
+//! | offset | size | field         | meaning                                              |
+//! |-------:|-----:|---------------|------------------------------------------------------|
+//! | 0      | 8    | `seq`         | `u64` LE, the record's number within its stream, from 1 |
+//! | 8      | 8    | `ts_event`    | `u64` LE ns since epoch: venue or client time         |
+//! | 16     | 8    | `ts_recv`     | `u64` LE ns since epoch: when AAITI received it       |
+//! | 24     | 2    | `kind`        | `u16` LE [`RecordKind`] code                          |
+//! | 26     | 2    | `stream`      | `u16` LE [`StreamId`] of the producer                 |
+//! | 28     | 2    | `payload_len` | `u16` LE bytes of payload in use (the kind's size)    |
+//! | 30     | 2    | `flags`       | `u16` LE header flags ([`RecordHeader::FLAG_REPLAY`]) |
+//! | 32     | 160  | payload       | the record struct, then unused bytes                  |
+//!
+//! Only `32 + payload_len` bytes are meaningful: producers write just those and the journal
+//! stores just those ([`Envelope::as_bytes`]); the rest of the slot may hold stale bytes from
+//! an earlier record and is never read.
+//!
+//! Every multi-byte integer is little-endian (the only byte order AAITI runs on; asserted at
+//! compile time). Payload layouts are given on each record type; all are 8-byte aligned
+//! with explicit padding, so every bit pattern is a valid struct and readers validate enum
+//! codes with [`Envelope::validate`].
+//!
+//! # Stability
+//!
+//! Kind codes, field offsets and enum codes are part of the journal format. New fields go
+//! into padding or at the end of a payload (bumping the journal's format version); codes are
+//! never reused.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::{
+    AccountId, ClientOrderId, InstrumentId, OrderFlags, OrderId, OrderType, Price, Qty, Side,
+    StreamId, TimeInForce, UnixNanos,
+};
+
+const _: () = assert!(cfg!(target_endian = "little"), "AAITI's record format is little-endian");
+
+/// Size of the [`RecordHeader`] in bytes.
+pub const HEADER_SIZE: usize = 32;
+/// Payload bytes an [`Envelope`] can carry.
+pub const PAYLOAD_CAPACITY: usize = 160;
+/// Size of an [`Envelope`] (a ring slot) in bytes.
+pub const ENVELOPE_SIZE: usize = HEADER_SIZE + PAYLOAD_CAPACITY;
+
+/// The common header of every record (see the module docs for the byte layout).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct RecordHeader {
+    /// Number of this record within its stream: 1, 2, 3... without gaps.
+    pub seq: u64,
+    /// Venue or client time.
+    pub ts_event: UnixNanos,
+    /// Our receive time.
+    pub ts_recv: UnixNanos,
+    /// [`RecordKind`] code.
+    pub kind: u16,
+    /// The producer of the record.
+    pub stream: StreamId,
+    /// Payload bytes in use.
+    pub payload_len: u16,
+    /// Header flags.
+    pub flags: u16,
+}
+
+const _: () = assert!(size_of::<RecordHeader>() == HEADER_SIZE);
+
+impl RecordHeader {
+    /// The record is being re-applied from the journal during recovery: stages rebuild state
+    /// from it but must not send anything to the outside world.
+    pub const FLAG_REPLAY: u16 = 1;
+
+    /// A header; `kind` and `payload_len` are filled in by [`Envelope::new`]/[`Envelope::set`].
+    pub const fn new(stream: StreamId, seq: u64, ts_event: UnixNanos, ts_recv: UnixNanos) -> Self {
+        Self { seq, ts_event, ts_recv, kind: 0, stream, payload_len: 0, flags: 0 }
+    }
+}
+
+/// A record type that an [`Envelope`] can carry.
+pub trait Record: Pod {
+    /// Its kind code.
+    const KIND: RecordKind;
+
+    /// Checks the fields that not every bit pattern makes valid (enum codes, flag bits).
+    fn validate(&self) -> Result<(), RecordError>;
+}
+
+/// Why bytes are not a valid record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Fewer bytes than a header, or than the header's `payload_len` says.
+    #[error("record truncated: {len} bytes, {needed} needed")]
+    Truncated {
+        /// Bytes available.
+        len: usize,
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// The kind code is not one this version knows.
+    #[error("unknown record kind {0}")]
+    UnknownKind(u16),
+    /// The payload length does not match the kind's size.
+    #[error("{kind:?} record has payload_len {got}, expected {expected}")]
+    PayloadLength {
+        /// Kind.
+        kind: RecordKind,
+        /// Size of the kind.
+        expected: usize,
+        /// Header value.
+        got: usize,
+    },
+    /// A field holds a value outside its domain.
+    #[error("{kind:?} record field `{field}` has invalid value {value}")]
+    BadField {
+        /// Kind.
+        kind: RecordKind,
+        /// Field name.
+        field: &'static str,
+        /// Raw value.
+        value: u64,
+    },
+}
+
+crate::order::wire_enum!(
+    /// What an envelope carries. Codes are stable (journal format).
+    RecordKind: u16 {
+        /// [`BookDelta`].
+        BookDelta = 1 => "book_delta",
+        /// [`Trade`].
+        Trade = 2 => "trade",
+        /// [`TopOfBook`].
+        TopOfBook = 3 => "top_of_book",
+        /// [`OrderCommand`].
+        OrderCommand = 10 => "order_command",
+        /// [`OrderEvent`].
+        OrderEvent = 11 => "order_event",
+        /// [`RiskEvent`].
+        RiskEvent = 20 => "risk_event",
+        /// [`Signal`].
+        Signal = 30 => "signal",
+        /// [`Control`].
+        Control = 40 => "control",
+    }
+);
+
+impl RecordKind {
+    /// Payload size of this kind in bytes.
+    pub const fn payload_len(self) -> usize {
+        match self {
+            Self::BookDelta => size_of::<BookDelta>(),
+            Self::Trade => size_of::<Trade>(),
+            Self::TopOfBook => size_of::<TopOfBook>(),
+            Self::OrderCommand => size_of::<OrderCommand>(),
+            Self::OrderEvent => size_of::<OrderEvent>(),
+            Self::RiskEvent => size_of::<RiskEvent>(),
+            Self::Signal => size_of::<Signal>(),
+            Self::Control => size_of::<Control>(),
+        }
+    }
+}
+
+/// One ring slot: a header and up to [`PAYLOAD_CAPACITY`] bytes of payload.
+#[repr(C, align(64))]
+#[derive(Copy, Clone, Pod, Zeroable)]
+pub struct Envelope {
+    /// The header.
+    pub header: RecordHeader,
+    payload: [u64; PAYLOAD_CAPACITY / 8],
+}
+
+const _: () = assert!(size_of::<Envelope>() == ENVELOPE_SIZE);
+const _: () = assert!(align_of::<Envelope>() == 64);
+
+impl Default for Envelope {
+    fn default() -> Self {
+        Self::zeroed()
+    }
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("header", &self.header)
+            .field("payload", &self.payload_bytes())
+            .finish()
+    }
+}
+
+impl Envelope {
+    /// An envelope carrying `record`.
+    #[inline]
+    pub fn new<R: Record>(header: RecordHeader, record: &R) -> Self {
+        let mut envelope = Self::zeroed();
+        envelope.set(header, record);
+        envelope
+    }
+
+    /// Overwrites this envelope (typically a ring slot) with `header` and `record`, writing
+    /// only the bytes in use.
+    #[inline]
+    pub fn set<R: Record>(&mut self, mut header: RecordHeader, record: &R) {
+        const { assert!(size_of::<R>() <= PAYLOAD_CAPACITY && align_of::<R>() <= 8) };
+        header.kind = R::KIND.code();
+        header.payload_len = size_of::<R>() as u16;
+        self.header = header;
+        bytemuck::bytes_of_mut(&mut self.payload)[..size_of::<R>()]
+            .copy_from_slice(bytemuck::bytes_of(record));
+    }
+
+    /// Copies `other`'s meaningful bytes into `self` (header and used payload only).
+    #[inline]
+    pub fn copy_from(&mut self, other: &Self) {
+        let len = usize::from(other.header.payload_len).min(PAYLOAD_CAPACITY);
+        self.header = other.header;
+        bytemuck::bytes_of_mut(&mut self.payload)[..len]
+            .copy_from_slice(&bytemuck::bytes_of(&other.payload)[..len]);
+    }
+
+    /// The kind, if the code is known.
+    #[inline]
+    pub fn kind(&self) -> Result<RecordKind, RecordError> {
+        RecordKind::try_from(self.header.kind).map_err(RecordError::UnknownKind)
+    }
+
+    /// The payload as `R`, or `None` if this envelope carries another kind.
+    #[inline]
+    pub fn payload<R: Record>(&self) -> Option<&R> {
+        if self.header.kind != R::KIND.code() {
+            return None;
+        }
+        bytemuck::try_from_bytes(&bytemuck::bytes_of(&self.payload)[..size_of::<R>()]).ok()
+    }
+
+    /// The payload bytes in use (clamped to the capacity).
+    #[inline]
+    pub fn payload_bytes(&self) -> &[u8] {
+        let len = usize::from(self.header.payload_len).min(PAYLOAD_CAPACITY);
+        &bytemuck::bytes_of(&self.payload)[..len]
+    }
+
+    /// Header and payload in use: the bytes the journal stores.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        let len = HEADER_SIZE + usize::from(self.header.payload_len).min(PAYLOAD_CAPACITY);
+        &bytemuck::bytes_of(self)[..len]
+    }
+
+    /// Reads an envelope back from [`Envelope::as_bytes`] output and validates it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
+        if bytes.len() < HEADER_SIZE {
+            return Err(RecordError::Truncated { len: bytes.len(), needed: HEADER_SIZE });
+        }
+        let mut envelope = Self::zeroed();
+        let header: RecordHeader = bytemuck::pod_read_unaligned(&bytes[..HEADER_SIZE]);
+        let len = usize::from(header.payload_len);
+        if len > PAYLOAD_CAPACITY {
+            return Err(RecordError::Truncated { len: PAYLOAD_CAPACITY, needed: len });
+        }
+        let needed = HEADER_SIZE + len;
+        if bytes.len() < needed {
+            return Err(RecordError::Truncated { len: bytes.len(), needed });
+        }
+        envelope.header = header;
+        bytemuck::bytes_of_mut(&mut envelope.payload)[..len]
+            .copy_from_slice(&bytes[HEADER_SIZE..needed]);
+        envelope.validate()?;
+        Ok(envelope)
+    }
+
+    /// Checks kind, payload length and the payload's enum codes.
+    pub fn validate(&self) -> Result<(), RecordError> {
+        let kind = self.kind()?;
+        let expected = kind.payload_len();
+        if usize::from(self.header.payload_len) != expected {
+            return Err(RecordError::PayloadLength {
+                kind,
+                expected,
+                got: usize::from(self.header.payload_len),
+            });
+        }
+        match kind {
+            RecordKind::BookDelta => self.validate_as::<BookDelta>(),
+            RecordKind::Trade => self.validate_as::<Trade>(),
+            RecordKind::TopOfBook => self.validate_as::<TopOfBook>(),
+            RecordKind::OrderCommand => self.validate_as::<OrderCommand>(),
+            RecordKind::OrderEvent => self.validate_as::<OrderEvent>(),
+            RecordKind::RiskEvent => self.validate_as::<RiskEvent>(),
+            RecordKind::Signal => self.validate_as::<Signal>(),
+            RecordKind::Control => self.validate_as::<Control>(),
+        }
+    }
+
+    fn validate_as<R: Record>(&self) -> Result<(), RecordError> {
+        match self.payload::<R>() {
+            Some(record) => record.validate(),
+            None => Err(RecordError::UnknownKind(self.header.kind)),
+        }
+    }
+}
+
+fn check<T: TryFrom<u8>>(kind: RecordKind, field: &'static str, code: u8) -> Result<(), RecordError> {
+    T::try_from(code)
+        .map(|_| ())
+        .map_err(|_| RecordError::BadField { kind, field, value: u64::from(code) })
+}
+
+fn check_u16<T: TryFrom<u16>>(
+    kind: RecordKind,
+    field: &'static str,
+    code: u16,
+) -> Result<(), RecordError> {
+    T::try_from(code)
+        .map(|_| ())
+        .map_err(|_| RecordError::BadField { kind, field, value: u64::from(code) })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Market data
+// ---------------------------------------------------------------------------------------------
+
+crate::order::wire_enum!(
+    /// What a [`BookDelta`] does to the book.
+    BookAction: u8 {
+        /// Set the level at `price` on `side` to `qty` (insert or replace).
+        Set = 1 => "set",
+        /// Remove the level at `price` on `side`.
+        Delete = 2 => "delete",
+        /// Remove every level (both sides): a snapshot follows.
+        Clear = 3 => "clear",
+    }
+);
+
+/// One L2 level change.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 4 | `instrument` |
+/// | 4 | 1 | `side` ([`Side`] code; 0 for `Clear`) |
+/// | 5 | 1 | `action` ([`BookAction`] code) |
+/// | 6 | 1 | `flags` ([`BookDelta::FLAG_SNAPSHOT`], [`BookDelta::FLAG_LAST`]) |
+/// | 7 | 1 | padding (0) |
+/// | 8 | 8 | `price` mantissa |
+/// | 16 | 8 | `qty` mantissa |
+/// | 24 | 8 | `venue_seq`: the venue's update id |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct BookDelta {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// [`Side`] code.
+    pub side: u8,
+    /// [`BookAction`] code.
+    pub action: u8,
+    /// Flags.
+    pub flags: u8,
+    /// Padding.
+    pub _pad: u8,
+    /// Level price.
+    pub price: Price,
+    /// New level quantity (ignored for `Delete` and `Clear`).
+    pub qty: Qty,
+    /// The venue's sequence / update id of the message this change came from.
+    pub venue_seq: u64,
+}
+
+impl BookDelta {
+    /// Part of a full snapshot.
+    pub const FLAG_SNAPSHOT: u8 = 1;
+    /// Last change of its venue message: the book is consistent after applying it.
+    pub const FLAG_LAST: u8 = 2;
+}
+
+impl Record for BookDelta {
+    const KIND: RecordKind = RecordKind::BookDelta;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        check::<BookAction>(Self::KIND, "action", self.action)?;
+        if self.action != BookAction::Clear.code() {
+            check::<Side>(Self::KIND, "side", self.side)?;
+        }
+        Ok(())
+    }
+}
+
+/// A trade print.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 4 | `instrument` |
+/// | 4 | 1 | `aggressor` ([`Side`] code of the taker; 0 if the venue does not say) |
+/// | 5 | 3 | padding (0) |
+/// | 8 | 8 | `price` mantissa |
+/// | 16 | 8 | `qty` mantissa |
+/// | 24 | 8 | `trade_id` (venue's) |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Trade {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Taker side code, 0 if unknown.
+    pub aggressor: u8,
+    /// Padding.
+    pub _pad: [u8; 3],
+    /// Price.
+    pub price: Price,
+    /// Quantity.
+    pub qty: Qty,
+    /// Venue trade id.
+    pub trade_id: u64,
+}
+
+impl Record for Trade {
+    const KIND: RecordKind = RecordKind::Trade;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        if self.aggressor != 0 {
+            check::<Side>(Self::KIND, "aggressor", self.aggressor)?;
+        }
+        Ok(())
+    }
+}
+
+/// Best bid and offer.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 4 | `instrument` |
+/// | 4 | 4 | padding (0) |
+/// | 8 | 8 | `bid_price` |
+/// | 16 | 8 | `bid_qty` (0: no bid) |
+/// | 24 | 8 | `ask_price` |
+/// | 32 | 8 | `ask_qty` (0: no ask) |
+/// | 40 | 8 | `venue_seq` |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct TopOfBook {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Padding.
+    pub _pad: u32,
+    /// Best bid price.
+    pub bid_price: Price,
+    /// Best bid quantity; 0 when there is no bid.
+    pub bid_qty: Qty,
+    /// Best ask price.
+    pub ask_price: Price,
+    /// Best ask quantity; 0 when there is no ask.
+    pub ask_qty: Qty,
+    /// Venue update id.
+    pub venue_seq: u64,
+}
+
+impl Record for TopOfBook {
+    const KIND: RecordKind = RecordKind::TopOfBook;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders
+// ---------------------------------------------------------------------------------------------
+
+crate::order::wire_enum!(
+    /// What an [`OrderCommand`] asks for.
+    OrderAction: u8 {
+        /// Place a new order.
+        New = 1 => "new",
+        /// Cancel an order.
+        Cancel = 2 => "cancel",
+        /// Replace (amend) an order's price and/or quantity.
+        Replace = 3 => "replace",
+        /// Report an order's status.
+        Status = 4 => "status",
+    }
+);
+
+/// A command from the desk, a strategy or an admin.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 1 | `action` ([`OrderAction`]) |
+/// | 1 | 1 | `side` ([`Side`]) |
+/// | 2 | 1 | `order_type` ([`OrderType`]) |
+/// | 3 | 1 | `time_in_force` ([`TimeInForce`]) |
+/// | 4 | 1 | `flags` ([`OrderFlags`]) |
+/// | 5 | 3 | padding (0) |
+/// | 8 | 4 | `account` |
+/// | 12 | 4 | `instrument` |
+/// | 16 | 8 | `order_id` (target of cancel/replace/status when known; else 0) |
+/// | 24 | 8 | `price` (limit price) |
+/// | 32 | 8 | `stop_price` |
+/// | 40 | 8 | `qty` |
+/// | 48 | 8 | `expire_at` (GTD) |
+/// | 56 | 40 | `client_order_id` |
+/// | 96 | 40 | `orig_client_order_id` (cancel/replace target) |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct OrderCommand {
+    /// [`OrderAction`] code.
+    pub action: u8,
+    /// [`Side`] code.
+    pub side: u8,
+    /// [`OrderType`] code.
+    pub order_type: u8,
+    /// [`TimeInForce`] code.
+    pub time_in_force: u8,
+    /// [`OrderFlags`] bits.
+    pub flags: u8,
+    /// Padding.
+    pub _pad: [u8; 3],
+    /// Account.
+    pub account: AccountId,
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Target order for cancel/replace/status, 0 if identified by `orig_client_order_id`.
+    pub order_id: OrderId,
+    /// Limit price (Limit and StopLimit).
+    pub price: Price,
+    /// Trigger price (Stop and StopLimit).
+    pub stop_price: Price,
+    /// Quantity (new total quantity for Replace).
+    pub qty: Qty,
+    /// Expiry for GTD.
+    pub expire_at: UnixNanos,
+    /// This command's client order id.
+    pub client_order_id: ClientOrderId,
+    /// The order a Cancel/Replace refers to.
+    pub orig_client_order_id: ClientOrderId,
+}
+
+impl OrderCommand {
+    /// Typed action.
+    pub fn action(&self) -> Option<OrderAction> {
+        OrderAction::try_from(self.action).ok()
+    }
+    /// Typed side.
+    pub fn side(&self) -> Option<Side> {
+        Side::try_from(self.side).ok()
+    }
+    /// Typed order type.
+    pub fn order_type(&self) -> Option<OrderType> {
+        OrderType::try_from(self.order_type).ok()
+    }
+    /// Typed time in force.
+    pub fn time_in_force(&self) -> Option<TimeInForce> {
+        TimeInForce::try_from(self.time_in_force).ok()
+    }
+    /// Typed flags.
+    pub fn flags(&self) -> OrderFlags {
+        OrderFlags(self.flags)
+    }
+}
+
+impl Record for OrderCommand {
+    const KIND: RecordKind = RecordKind::OrderCommand;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        check::<OrderAction>(Self::KIND, "action", self.action)?;
+        if self.action == OrderAction::New.code() || self.action == OrderAction::Replace.code() {
+            check::<Side>(Self::KIND, "side", self.side)?;
+            check::<OrderType>(Self::KIND, "order_type", self.order_type)?;
+            check::<TimeInForce>(Self::KIND, "time_in_force", self.time_in_force)?;
+        }
+        if OrderFlags(self.flags).has_unknown_bits() {
+            return Err(RecordError::BadField {
+                kind: Self::KIND,
+                field: "flags",
+                value: u64::from(self.flags),
+            });
+        }
+        Ok(())
+    }
+}
+
+crate::order::wire_enum!(
+    /// What happened to an order.
+    OrderEventKind: u8 {
+        /// Received, not yet acknowledged by the venue.
+        PendingNew = 1 => "pending_new",
+        /// Accepted and working (FIX ExecType New).
+        Accepted = 2 => "accepted",
+        /// Rejected; see `reject_reason`.
+        Rejected = 3 => "rejected",
+        /// Partially filled; `last_*` describe the fill.
+        PartiallyFilled = 4 => "partially_filled",
+        /// Completely filled.
+        Filled = 5 => "filled",
+        /// Cancel requested, not yet confirmed.
+        PendingCancel = 6 => "pending_cancel",
+        /// Canceled.
+        Canceled = 7 => "canceled",
+        /// Replace requested, not yet confirmed.
+        PendingReplace = 8 => "pending_replace",
+        /// Replaced.
+        Replaced = 9 => "replaced",
+        /// Expired (IOC remainder, Day end, GTD time).
+        Expired = 10 => "expired",
+        /// A cancel or replace was rejected; the order is unchanged.
+        CancelRejected = 11 => "cancel_rejected",
+        /// A stop order's trigger price traded; it is now a market or limit order.
+        Triggered = 12 => "triggered",
+    }
+);
+
+crate::order::wire_enum!(
+    /// Why an order, cancel or replace was rejected. Codes are stable (journal format).
+    RejectReason: u16 {
+        /// Not rejected.
+        None = 0 => "none",
+        /// The instrument is not in the registry.
+        UnknownInstrument = 1 => "unknown_instrument",
+        /// The account is unknown or not allowed for this session.
+        UnknownAccount = 2 => "unknown_account",
+        /// Quantity is zero, negative or off lot.
+        InvalidQuantity = 3 => "invalid_quantity",
+        /// Price is missing, non-positive or off tick.
+        InvalidPrice = 4 => "invalid_price",
+        /// Notional below the instrument's minimum.
+        BelowMinNotional = 5 => "below_min_notional",
+        /// Client order id already used in this account/session.
+        DuplicateClientOrderId = 6 => "duplicate_client_order_id",
+        /// Cancel/replace/status target not found.
+        UnknownOrder = 7 => "unknown_order",
+        /// The order is already done.
+        TooLateToCancel = 8 => "too_late_to_cancel",
+        /// Order type, time in force or flags combination not supported.
+        UnsupportedOrder = 9 => "unsupported_order",
+        /// Order quantity above the limit.
+        MaxOrderQty = 20 => "max_order_qty",
+        /// Order notional above the limit.
+        MaxOrderNotional = 21 => "max_order_notional",
+        /// Price outside the band around the reference price.
+        PriceBand = 22 => "price_band",
+        /// Resulting position above the limit.
+        MaxPosition = 23 => "max_position",
+        /// Gross exposure above the limit.
+        MaxGrossExposure = 24 => "max_gross_exposure",
+        /// Net exposure above the limit.
+        MaxNetExposure = 25 => "max_net_exposure",
+        /// Too many open orders.
+        MaxOpenOrders = 26 => "max_open_orders",
+        /// Order rate throttle.
+        RateLimited = 27 => "rate_limited",
+        /// Would trade against the account's own resting order.
+        SelfTrade = 28 => "self_trade",
+        /// Not enough balance.
+        InsufficientBalance = 29 => "insufficient_balance",
+        /// Not enough margin.
+        InsufficientMargin = 30 => "insufficient_margin",
+        /// Instrument disabled.
+        InstrumentDisabled = 31 => "instrument_disabled",
+        /// Venue disabled.
+        VenueDisabled = 32 => "venue_disabled",
+        /// Trading halted (account or global).
+        TradingHalted = 33 => "trading_halted",
+        /// Account or instrument is reduce-only.
+        ReduceOnly = 34 => "reduce_only",
+        /// Kill switch engaged.
+        KillSwitch = 35 => "kill_switch",
+        /// Max drawdown halt.
+        DrawdownHalt = 36 => "drawdown_halt",
+        /// Concentration limit.
+        Concentration = 37 => "concentration",
+        /// Correlation-aware exposure limit.
+        CorrelatedExposure = 38 => "correlated_exposure",
+        /// Post-only order would take liquidity.
+        PostOnlyWouldCross = 50 => "post_only_would_cross",
+        /// Fill-or-kill order could not be filled in full.
+        FillOrKillUnfilled = 51 => "fill_or_kill_unfilled",
+        /// No liquidity for a market order.
+        NoLiquidity = 52 => "no_liquidity",
+        /// The venue rejected the order.
+        VenueReject = 53 => "venue_reject",
+        /// The session's role may not do this.
+        NotAuthorized = 60 => "not_authorized",
+        /// The book is invalid (resyncing): nothing trades on it.
+        BookInvalid = 61 => "book_invalid",
+    }
+);
+
+/// An execution report: a change of an order's state.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 1 | `kind` ([`OrderEventKind`]) |
+/// | 1 | 1 | `side` ([`Side`]) |
+/// | 2 | 1 | `liquidity` (0 unknown, 1 maker, 2 taker) |
+/// | 3 | 1 | padding (0) |
+/// | 4 | 2 | `reject_reason` ([`RejectReason`]) |
+/// | 6 | 2 | padding (0) |
+/// | 8 | 4 | `account` |
+/// | 12 | 4 | `instrument` |
+/// | 16 | 8 | `order_id` |
+/// | 24 | 8 | `exec_id` (unique per fill / event) |
+/// | 32 | 8 | `price` (the order's limit price) |
+/// | 40 | 8 | `last_price` (this fill) |
+/// | 48 | 8 | `last_qty` (this fill) |
+/// | 56 | 8 | `cum_qty` |
+/// | 64 | 8 | `leaves_qty` |
+/// | 72 | 8 | `avg_price` (at the price scale, truncated toward zero) |
+/// | 80 | 8 | `fee` (this fill, quote asset, at the price scale) |
+/// | 88 | 40 | `client_order_id` |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct OrderEvent {
+    /// [`OrderEventKind`] code.
+    pub kind: u8,
+    /// [`Side`] code.
+    pub side: u8,
+    /// 0 unknown, 1 maker, 2 taker.
+    pub liquidity: u8,
+    /// Padding.
+    pub _pad: u8,
+    /// [`RejectReason`] code.
+    pub reject_reason: u16,
+    /// Padding.
+    pub _pad2: u16,
+    /// Account.
+    pub account: AccountId,
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Order.
+    pub order_id: OrderId,
+    /// Execution id.
+    pub exec_id: u64,
+    /// Order limit price.
+    pub price: Price,
+    /// Fill price.
+    pub last_price: Price,
+    /// Fill quantity.
+    pub last_qty: Qty,
+    /// Filled so far.
+    pub cum_qty: Qty,
+    /// Still open.
+    pub leaves_qty: Qty,
+    /// Average fill price.
+    pub avg_price: Price,
+    /// Fee of this fill.
+    pub fee: i64,
+    /// Client order id.
+    pub client_order_id: ClientOrderId,
+}
+
+impl Record for OrderEvent {
+    const KIND: RecordKind = RecordKind::OrderEvent;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        check::<OrderEventKind>(Self::KIND, "kind", self.kind)?;
+        check::<Side>(Self::KIND, "side", self.side)?;
+        check_u16::<RejectReason>(Self::KIND, "reject_reason", self.reject_reason)?;
+        if self.liquidity > 2 {
+            return Err(RecordError::BadField {
+                kind: Self::KIND,
+                field: "liquidity",
+                value: u64::from(self.liquidity),
+            });
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Risk, signals, control
+// ---------------------------------------------------------------------------------------------
+
+crate::order::wire_enum!(
+    /// What a [`RiskEvent`] reports.
+    RiskEventKind: u16 {
+        /// A pre-trade check rejected an order.
+        CheckRejected = 1 => "check_rejected",
+        /// A limit was breached by the portfolio (not by one order).
+        LimitBreach = 2 => "limit_breach",
+        /// Max drawdown reached.
+        Drawdown = 3 => "drawdown",
+        /// Maintenance margin breached.
+        MarginCall = 4 => "margin_call",
+        /// Kill switch engaged or released.
+        KillSwitch = 5 => "kill_switch",
+        /// VaR above its limit.
+        VarBreach = 6 => "var_breach",
+        /// Trading state changed (active, reduce-only, halted).
+        TradingState = 7 => "trading_state",
+        /// Limits changed by an admin.
+        LimitsChanged = 8 => "limits_changed",
+    }
+);
+
+/// A risk decision or breach.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 2 | `kind` ([`RiskEventKind`]) |
+/// | 2 | 2 | `reason` ([`RejectReason`]) |
+/// | 4 | 1 | `action` (0 alert only, 1 reduce-only, 2 halt, 3 cancel all, 4 flatten) |
+/// | 5 | 3 | padding (0) |
+/// | 8 | 4 | `account` (`u32::MAX`: global) |
+/// | 12 | 4 | `instrument` (`u32::MAX`: all) |
+/// | 16 | 8 | `order_id` (0: none) |
+/// | 24 | 8 | `value`: observed value (mantissa or basis points, per kind) |
+/// | 32 | 8 | `limit`: the limit it was checked against |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct RiskEvent {
+    /// [`RiskEventKind`] code.
+    pub kind: u16,
+    /// [`RejectReason`] code.
+    pub reason: u16,
+    /// Action taken.
+    pub action: u8,
+    /// Padding.
+    pub _pad: [u8; 3],
+    /// Account, or `u32::MAX` for global.
+    pub account: AccountId,
+    /// Instrument, or `u32::MAX` for all.
+    pub instrument: InstrumentId,
+    /// Order concerned, 0 if none.
+    pub order_id: OrderId,
+    /// Observed value.
+    pub value: i64,
+    /// Limit.
+    pub limit: i64,
+}
+
+impl RiskEvent {
+    /// Highest `action` code.
+    pub const MAX_ACTION: u8 = 4;
+}
+
+impl Record for RiskEvent {
+    const KIND: RecordKind = RecordKind::RiskEvent;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        check_u16::<RiskEventKind>(Self::KIND, "kind", self.kind)?;
+        check_u16::<RejectReason>(Self::KIND, "reason", self.reason)?;
+        if self.action > Self::MAX_ACTION {
+            return Err(RecordError::BadField {
+                kind: Self::KIND,
+                field: "action",
+                value: u64::from(self.action),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A model prediction.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 4 | `model` (registry index) |
+/// | 4 | 4 | `model_version` |
+/// | 8 | 4 | `instrument` |
+/// | 12 | 4 | `horizon_ms` |
+/// | 16 | 8 | `prediction` (`f64` LE) |
+/// | 24 | 8 | `confidence` (`f64` LE, 0..=1) |
+/// | 32 | 4 | `flags` ([`Signal::FLAG_SHADOW`], [`Signal::FLAG_ENSEMBLE`]) |
+/// | 36 | 4 | `feature_count` |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct Signal {
+    /// Model index.
+    pub model: u32,
+    /// Model version.
+    pub model_version: u32,
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Prediction horizon.
+    pub horizon_ms: u32,
+    /// Predicted value (e.g. forward return).
+    pub prediction: f64,
+    /// Confidence in `0..=1`.
+    pub confidence: f64,
+    /// Flags.
+    pub flags: u32,
+    /// Number of features the model was given.
+    pub feature_count: u32,
+}
+
+impl Signal {
+    /// From a shadow model: journaled and scored, never traded.
+    pub const FLAG_SHADOW: u32 = 1;
+    /// An ensemble's combined prediction.
+    pub const FLAG_ENSEMBLE: u32 = 2;
+}
+
+impl Record for Signal {
+    const KIND: RecordKind = RecordKind::Signal;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        if !self.prediction.is_finite() || !(0.0..=1.0).contains(&self.confidence) {
+            return Err(RecordError::BadField {
+                kind: Self::KIND,
+                field: "prediction/confidence",
+                value: self.prediction.to_bits(),
+            });
+        }
+        Ok(())
+    }
+}
+
+crate::order::wire_enum!(
+    /// A control action.
+    ControlAction: u16 {
+        /// Drain every ring and stop every thread.
+        Shutdown = 1 => "shutdown",
+        /// Halt trading (account in `account`, or global).
+        Halt = 2 => "halt",
+        /// Resume trading.
+        Resume = 3 => "resume",
+        /// Swap a model (`text` names the model and version).
+        ModelSwap = 4 => "model_swap",
+        /// Engage the kill switch: halt, cancel all; `arg` = 1 also flattens.
+        KillSwitch = 5 => "kill_switch",
+        /// Write a state snapshot now.
+        Snapshot = 6 => "snapshot",
+        /// Engine time tick with no other event (drives timers on engine time).
+        Tick = 7 => "tick",
+    }
+);
+
+/// A control command.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 2 | `action` ([`ControlAction`]) |
+/// | 2 | 2 | padding (0) |
+/// | 4 | 4 | `account` (`u32::MAX`: all) |
+/// | 8 | 8 | `arg` (action-specific) |
+/// | 16 | 64 | `text` (UTF-8, zero-padded; action-specific) |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Control {
+    /// [`ControlAction`] code.
+    pub action: u16,
+    /// Padding.
+    pub _pad: u16,
+    /// Account, or `u32::MAX` for all.
+    pub account: AccountId,
+    /// Action-specific argument.
+    pub arg: u64,
+    /// Action-specific text.
+    pub text: [u8; 64],
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Self::zeroed()
+    }
+}
+
+impl Control {
+    /// All accounts.
+    pub const ALL_ACCOUNTS: AccountId = AccountId(u32::MAX);
+
+    /// A control record with no text.
+    pub fn new(action: ControlAction, account: AccountId, arg: u64) -> Self {
+        Self { action: action.code(), account, arg, ..Self::zeroed() }
+    }
+
+    /// Typed action.
+    pub fn action(&self) -> Option<ControlAction> {
+        ControlAction::try_from(self.action).ok()
+    }
+}
+
+impl Record for Control {
+    const KIND: RecordKind = RecordKind::Control;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        check_u16::<ControlAction>(Self::KIND, "action", self.action)
+    }
+}
+
+// Layouts are part of the journal format: assert them.
+const _: () = {
+    assert!(size_of::<BookDelta>() == 32);
+    assert!(size_of::<Trade>() == 32);
+    assert!(size_of::<TopOfBook>() == 48);
+    assert!(size_of::<OrderCommand>() == 136);
+    assert!(size_of::<OrderEvent>() == 128);
+    assert!(size_of::<RiskEvent>() == 40);
+    assert!(size_of::<Signal>() == 40);
+    assert!(size_of::<Control>() == 80);
+    assert!(std::mem::offset_of!(OrderCommand, client_order_id) == 56);
+    assert!(std::mem::offset_of!(OrderCommand, orig_client_order_id) == 96);
+    assert!(std::mem::offset_of!(OrderEvent, client_order_id) == 88);
+    assert!(std::mem::offset_of!(RecordHeader, kind) == 24);
+    assert!(std::mem::offset_of!(Envelope, payload) == HEADER_SIZE);
+};

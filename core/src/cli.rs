@@ -1,0 +1,223 @@
+//! The `aaiti` command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, DEFAULT_CONFIG, LoadedConfig};
+use crate::engine::{self, RunOptions};
+use crate::runtime::{Plan, RunReport};
+
+/// AAITI: a low-latency crypto trading core.
+#[derive(Debug, Parser)]
+#[command(name = "aaiti", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the engine (embedded default configuration unless --config is given). Ctrl-C
+    /// drains every ring, stops every thread and prints a summary.
+    Run(RunArgs),
+    /// Show or check configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Show the threads, cores and wait strategies the placement would use.
+    Placement(PlacementArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Configuration file (TOML) replacing the embedded default.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the journal and other state live (default: `engine.data_dir`, `.aaiti`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Events per synthetic generator (0: until stopped).
+    #[arg(long, value_name = "N")]
+    events: Option<u64>,
+    /// Events per second per synthetic generator (0: as fast as possible).
+    #[arg(long, value_name = "N")]
+    rate: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the embedded default configuration.
+    PrintDefault,
+    /// Check a configuration file (default: the embedded one) and the placement it gives on
+    /// this machine.
+    Check {
+        /// File to check.
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PlacementArgs {
+    /// Configuration file (TOML) replacing the embedded default.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Plan for this many cores (0..N) instead of the cores this process may use.
+    #[arg(long, value_name = "N")]
+    cores: Option<usize>,
+}
+
+/// Entry point of the `aaiti` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "aaiti: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AAITI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Config(ConfigCommand::PrintDefault) => {
+            stdout.write_all(DEFAULT_CONFIG.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let loaded = config::load(file.as_deref())?;
+            let options = RunOptions::default();
+            let plan = engine::plan_for(&loaded, &engine::build_pipeline(&loaded, &options), &options)?;
+            writeln!(stdout, "{}: ok", loaded.origin)?;
+            write_plan(&mut stdout, &plan)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Placement(args) => {
+            let loaded = config::load(args.config.as_deref())?;
+            let options = RunOptions { cores: args.cores.map(|n| (0..n.max(1)).collect()), ..RunOptions::default() };
+            let plan = engine::plan_for(&loaded, &engine::build_pipeline(&loaded, &options), &options)?;
+            write_plan(&mut stdout, &plan)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let loaded: LoadedConfig = config::load(args.config.as_deref())?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| loaded.config.engine.data_dir.clone());
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let duration = match args.duration {
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 => Some(Duration::from_secs_f64(seconds)),
+        Some(seconds) => anyhow::bail!("--duration must be a positive number of seconds, got {seconds}"),
+        None => None,
+    };
+    let options = RunOptions { events: args.events, rate_per_s: args.rate, duration, cores: None };
+    let (plan, running) = engine::start(&loaded, &options)?;
+    {
+        let mut stderr = std::io::stderr().lock();
+        writeln!(stderr, "aaiti: running with {} (data in {}); Ctrl-C stops", loaded.origin, data_dir.display())?;
+        write_plan(&mut stderr, &plan)?;
+    }
+    let stop = running.stop_handle();
+    ctrlc::set_handler(move || {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            // Second Ctrl-C: the operator wants out now.
+            std::process::exit(130);
+        }
+        stop.request_stop();
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let report = running.wait();
+    let summary = serde_json::json!({
+        "config": loaded.origin,
+        "data_dir": data_dir.display().to_string(),
+        "interrupted": INTERRUPTED.load(Ordering::SeqCst),
+        "report": report,
+    });
+    let summary_path = data_dir.join("run-summary.json");
+    std::fs::write(&summary_path, serde_json::to_vec_pretty(&summary)?)
+        .with_context(|| format!("cannot write {}", summary_path.display()))?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{}", serde_json::to_string(&summary)?)?;
+    } else {
+        write_report(&mut stdout, &report)?;
+    }
+    Ok(if report.failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn write_plan(out: &mut dyn Write, plan: &Plan) -> std::io::Result<()> {
+    writeln!(out, "placement: {} threads, {} busy-spinning", plan.threads.len(), plan.spinning_threads())?;
+    for thread in &plan.threads {
+        let core = thread.core.map_or("unpinned".to_owned(), |c| format!("core {c}"));
+        let sources = if thread.sources.is_empty() { String::new() } else { format!("sources {:?} ", thread.sources) };
+        let stages = if thread.stages.is_empty() { String::new() } else { format!("stages {:?}", thread.stages) };
+        writeln!(out, "  {:<24} {:<9} {:<12} {sources}{stages}", thread.name, core, thread.wait.to_string())?;
+    }
+    Ok(())
+}
+
+fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
+    let outcome = if report.failed { "FAILED (see threads)" } else { "drained cleanly" };
+    writeln!(out, "aaiti: stopped after {:.3} s, {outcome}", report.elapsed_s)?;
+    writeln!(out, "threads:")?;
+    for thread in &report.threads {
+        let core = match (thread.core, thread.pinned) {
+            (Some(core), true) => format!("core {core}"),
+            (Some(core), false) => format!("core {core} (pin failed)"),
+            (None, _) => "unpinned".to_owned(),
+        };
+        writeln!(
+            out,
+            "  {:<24} {:<9} {:<12} events {:>12} batches {:>10}{}",
+            thread.name,
+            core,
+            thread.wait,
+            thread.events,
+            thread.batches,
+            thread.failure.as_deref().map(|f| format!("  FAILED: {f}")).unwrap_or_default()
+        )?;
+    }
+    writeln!(out, "rings:")?;
+    for ring in &report.rings {
+        writeln!(
+            out,
+            "  -> {:<21} capacity {:>8} producers {} published {:>12} consumed {:>12} full-stalls {}",
+            ring.name, ring.capacity, ring.producers, ring.published, ring.consumed, ring.full_stalls
+        )?;
+    }
+    writeln!(out, "components:")?;
+    for component in report.threads.iter().flat_map(|t| &t.components) {
+        let counters: Vec<String> = component.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(out, "  {:<24} {}", component.name, counters.join(" "))?;
+    }
+    if let Some(events) = report.counter("counter", "events") {
+        let rate = events as f64 / report.elapsed_s.max(1e-9);
+        writeln!(out, "throughput: {events} events in {:.3} s = {:.2} M events/s", report.elapsed_s, rate / 1e6)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! Configuration: an embedded default, replaced by a TOML file with `--config`.
+//!
+//! Every error names the file, the key and the fix; the engine refuses to start on any of
+//! them rather than run on a guess.
+
+use std::path::{Path, PathBuf};
+
+use aaiti_model::{InstrumentRegistry, InstrumentSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::{PlacementConfig, PlacementError, RingSettings};
+
+/// The configuration compiled into the binary.
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
+
+/// Name shown for the embedded default in error messages.
+pub const EMBEDDED_NAME: &str = "<embedded default>";
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[engine]`.
+    pub engine: EngineConfig,
+    /// `[pipeline]`.
+    pub pipeline: PipelineConfig,
+    /// `[synthetic]`.
+    pub synthetic: SyntheticConfig,
+    /// `[placement]`.
+    #[serde(default)]
+    pub placement: PlacementConfig,
+    /// `[[instruments]]`.
+    #[serde(default)]
+    pub instruments: Vec<InstrumentSpec>,
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Where the journal and other state live.
+    pub data_dir: PathBuf,
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Slots per ring (power of two).
+    pub ring_capacity: usize,
+    /// Events per batch.
+    pub batch_limit: u64,
+}
+
+impl PipelineConfig {
+    /// As runtime settings.
+    pub fn ring_settings(&self) -> RingSettings {
+        RingSettings { capacity: self.ring_capacity, batch_limit: self.batch_limit }
+    }
+}
+
+/// `[synthetic]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticConfig {
+    /// Number of generators.
+    pub sources: u16,
+    /// Events per generator (0: until stopped).
+    pub events: u64,
+    /// Events per second per generator (0: as fast as possible).
+    pub rate_per_s: u64,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read configuration file {file}: {source}")]
+    Read {
+        /// File.
+        file: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML or not our schema (the message shows line, column and key).
+    #[error("configuration file {file} is invalid: {source}")]
+    Parse {
+        /// File.
+        file: String,
+        /// Parser error with location.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of its domain.
+    #[error("configuration file {file}: `{key}` {problem}. Fix: {fix}")]
+    Invalid {
+        /// File.
+        file: String,
+        /// Key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+        /// What to change.
+        fix: String,
+    },
+    /// The instrument list is invalid.
+    #[error("configuration file {file}: {source}")]
+    Instruments {
+        /// File.
+        file: String,
+        /// Details (index, symbol, key).
+        source: aaiti_model::InstrumentError,
+    },
+    /// The placement cannot run on this machine.
+    #[error("configuration file {file}: {source}")]
+    Placement {
+        /// File.
+        file: String,
+        /// Details (key, problem, fix).
+        source: PlacementError,
+    },
+}
+
+/// A validated configuration and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The values.
+    pub config: Config,
+    /// File name for messages (or [`EMBEDDED_NAME`]).
+    pub origin: String,
+    /// The instruments, parsed.
+    pub registry: InstrumentRegistry,
+}
+
+impl LoadedConfig {
+    /// Wraps a placement error with this configuration's file name.
+    pub fn placement_error(&self, source: PlacementError) -> ConfigError {
+        ConfigError::Placement { file: self.origin.clone(), source }
+    }
+}
+
+/// Loads `path`, or the embedded default if `None`, and validates it.
+pub fn load(path: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
+    match path {
+        None => parse(DEFAULT_CONFIG, EMBEDDED_NAME),
+        Some(path) => {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+            parse(&text, &file)
+        }
+    }
+}
+
+/// Parses and validates configuration text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
+    let file = origin.to_owned();
+    let config: Config = toml::from_str(text)
+        .map_err(|source| ConfigError::Parse { file: file.clone(), source: Box::new(source) })?;
+    let invalid = |key: &str, problem: String, fix: &str| ConfigError::Invalid {
+        file: file.clone(),
+        key: key.to_owned(),
+        problem,
+        fix: fix.to_owned(),
+    };
+    let capacity = config.pipeline.ring_capacity;
+    if !(64..=1 << 24).contains(&capacity) || !capacity.is_power_of_two() {
+        return Err(invalid(
+            "pipeline.ring_capacity",
+            format!("is {capacity}, not a power of two between 64 and 16777216"),
+            "use a power of two such as 65536",
+        ));
+    }
+    if config.pipeline.batch_limit == 0 {
+        return Err(invalid("pipeline.batch_limit", "is 0".into(), "use at least 1 (1024 is a good start)"));
+    }
+    if !(1..=64).contains(&config.synthetic.sources) {
+        return Err(invalid(
+            "synthetic.sources",
+            format!("is {}, outside 1..=64", config.synthetic.sources),
+            "use between 1 and 64 generators",
+        ));
+    }
+    if config.engine.data_dir.as_os_str().is_empty() {
+        return Err(invalid("engine.data_dir", "is empty".into(), "name a directory, e.g. \".aaiti\""));
+    }
+    let registry = InstrumentRegistry::from_specs(&config.instruments)
+        .map_err(|source| ConfigError::Instruments { file: file.clone(), source })?;
+    Ok(LoadedConfig { config, origin: file, registry })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let loaded = load(None).unwrap();
+        assert_eq!(loaded.origin, EMBEDDED_NAME);
+        assert_eq!(loaded.registry.len(), 1);
+        assert!(loaded.config.pipeline.ring_capacity.is_power_of_two());
+    }
+
+    fn with(replace: &str, by: &str) -> String {
+        assert!(DEFAULT_CONFIG.contains(replace), "{replace}");
+        DEFAULT_CONFIG.replacen(replace, by, 1)
+    }
+
+    #[test]
+    fn errors_name_file_key_and_fix() {
+        let error = parse(&with("ring_capacity = 65536", "ring_capacity = 1000"), "test.toml").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("test.toml") && text.contains("pipeline.ring_capacity") && text.contains("Fix:"), "{text}");
+
+        let error = parse(&with("batch_limit = 1024", "batch_limt = 1024"), "typo.toml").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("typo.toml") && text.contains("batch_limt"), "{text}");
+        assert!(text.contains("line"), "{text}");
+
+        let error = parse(&with("wait = \"busy-spin\"", "wait = \"spinny\""), "w.toml").unwrap_err();
+        assert!(error.to_string().contains("busy-spin"), "{error}");
+
+        let error = parse(&with("tick_size = \"0.01\"", "tick_size = \"1e-2\""), "i.toml").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("i.toml") && text.contains("tick_size") && text.contains("BTCUSDT"), "{text}");
+
+        let error = parse(&with("sources = 1", "sources = 0"), "s.toml").unwrap_err();
+        assert!(error.to_string().contains("synthetic.sources"), "{error}");
+
+        let error = parse(&with("ring_capacity = 65536", "ring_capacity = \"big\""), "t.toml").unwrap_err();
+        assert!(matches!(error, ConfigError::Parse { .. }), "{error}");
+
+        let missing = load(Some(Path::new("/nonexistent/aaiti.toml"))).unwrap_err();
+        assert!(missing.to_string().contains("/nonexistent/aaiti.toml"));
+    }
+
+    #[test]
+    fn manual_placement_parses() {
+        let text = with(
+            "pin = true",
+            "pin = true\n[[placement.threads]]\nname = \"io\"\nrun = [\"synthetic-1\"]\ncore = 0\nwait = \"park:100\"\n",
+        );
+        let loaded = parse(&text.replace("mode = \"auto\"", "mode = \"manual\""), "m.toml").unwrap();
+        assert_eq!(loaded.config.placement.threads.len(), 1);
+        assert_eq!(
+            loaded.config.placement.threads[0].wait,
+            crate::runtime::WaitStrategy::Park { timeout_us: 100 }
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! `aaiti-core`: the trading core. It owns the rings and the threads and wires the stage
+//! crates (feeds, book, risk, journal, gateway) into one pipeline.
+//!
+//! * [`runtime`]: stages connected by `disruptor` rings, placed on pinned threads by
+//!   configuration, drained and stopped by a control event.
+//! * [`config`]: the embedded default configuration and TOML overrides.
+//! * [`engine`]: builds the configured pipeline and runs it.
+//! * [`cli`]: the `aaiti` command line (`src/main.rs` only calls [`cli::main`]).
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod runtime;
+pub mod synthetic;
+pub mod sys;
