@@ -11,7 +11,8 @@
 //!   `overflow`.
 //! * The side is empty, or `best` is the lowest key of all and lies in the window. So the
 //!   window never holds a key below `best`, and every overflow key is `>= base + cap`.
-//! * `window_len` counts the window's levels; `best == EMPTY` exactly when it is 0.
+//! * `window_len` counts the window's levels; `best == EMPTY` exactly when it is 0, and
+//!   then `base` is `EMPTY` too, so that every key lies outside the window.
 //!
 //! # Re-centring
 //!
@@ -24,15 +25,20 @@
 
 use std::collections::BTreeMap;
 
-use crate::bitset::Bitset;
+use crate::bitset::{Bitset, MAX_SLOTS, zeroed_box};
 
-/// `best` of an empty side.
-pub(crate) const EMPTY: i64 = i64::MAX;
+/// `best` of an empty side: above every key (tick indices are below 2^62, see
+/// `tick::MAX_PRICE`), and close enough to them that `EMPTY - key` fits an `i64`.
+pub(crate) const EMPTY: i64 = 1 << 62;
 
-#[derive(Clone)]
+const _: () = assert!(EMPTY > crate::tick::MAX_PRICE);
+
 pub(crate) struct SideBook {
     /// Quantity mantissas of the window's levels, indexed by `key & mask`; 0 = no level.
-    qty: Box<[i64]>,
+    /// Sized for the largest window so that slot indices need no bounds checks (a slot is
+    /// masked with `MAX_SLOTS - 1`); a smaller window only touches its first `cap` entries,
+    /// so the rest of the allocation never becomes resident.
+    qty: Box<[i64; MAX_SLOTS]>,
     bits: Bitset,
     mask: i64,
     cap: i64,
@@ -53,12 +59,13 @@ impl SideBook {
     /// An empty side with a window of `cap` ticks (a power of two the bitmap supports).
     pub(crate) fn new(cap: usize) -> Self {
         let cap_i = cap as i64;
+        debug_assert!(cap.is_power_of_two() && cap <= MAX_SLOTS);
         Self {
-            qty: vec![0; cap].into_boxed_slice(),
-            bits: Bitset::new(cap),
+            qty: zeroed_box(),
+            bits: Bitset::new(),
             mask: cap_i - 1,
             cap: cap_i,
-            base: 0,
+            base: EMPTY,
             best: EMPTY,
             window_len: 0,
             overflow: BTreeMap::new(),
@@ -69,7 +76,7 @@ impl SideBook {
 
     #[inline]
     fn slot(&self, key: i64) -> usize {
-        (key & self.mask) as usize
+        (key & self.mask) as usize & (MAX_SLOTS - 1)
     }
 
     #[inline]
@@ -96,23 +103,13 @@ impl SideBook {
         self.bits.assign(slot, qty != 0);
         // Cannot underflow: a level present before means window_len >= 1.
         self.window_len = self.window_len + usize::from(qty != 0) - usize::from(old != 0);
-        // A set below the best (which implies a new level) or the delete of the best.
-        let new_best = (qty != 0) & (key < self.best);
-        let best_deleted = (qty == 0) & (key == self.best);
-        if new_best | best_deleted {
-            self.best_changed(key, slot, new_best);
-        }
-    }
-
-    #[inline(never)]
-    fn best_changed(&mut self, key: i64, slot: usize, new_best: bool) {
-        if new_best {
-            self.best = key;
-            // Only an empty side's first level can land far from the window's inner edge.
-            if key - self.base > self.high {
-                self.recentre(key - self.margin);
-            }
-        } else {
+        // A set can only improve the best (a conditional move); the delete of the best
+        // level is the one rare branch, tested with a single compare (qty >= 0, so the OR is
+        // zero exactly when both are). An empty side has its window parked at EMPTY, so its
+        // first level goes through `update_outside`, which places the window around it.
+        let best_deleted = ((self.best - key) | qty) == 0;
+        self.best = self.best.min(if qty == 0 { EMPTY } else { key });
+        if best_deleted {
             self.find_best_after_delete(slot);
         }
     }
@@ -139,8 +136,16 @@ impl SideBook {
         }
     }
 
+    /// Marks the (already empty) side empty and parks the window at `EMPTY`, beyond every
+    /// key, so that the next level is placed by `update_outside`.
+    fn park(&mut self) {
+        debug_assert!(self.window_len == 0 && self.overflow.is_empty());
+        self.best = EMPTY;
+        self.base = EMPTY;
+    }
+
     /// The best level at `slot` was just removed: find the next one.
-    #[inline]
+    #[inline(never)]
     fn find_best_after_delete(&mut self, slot: usize) {
         // Nothing in the window lies below the old best, so the first occupied slot walking
         // up from it (ring order) is the next best.
@@ -164,7 +169,7 @@ impl SideBook {
                 self.recentre(key - self.margin);
                 self.best = key;
             }
-            None => self.best = EMPTY,
+            None => self.park(),
         }
     }
 
@@ -220,22 +225,28 @@ impl SideBook {
         }
     }
 
-    /// Removes every level.
+    /// Removes every level. Walks the occupied slots only (O(levels)), so the untouched
+    /// part of the window stays untouched.
     pub(crate) fn clear(&mut self) {
-        if self.window_len * 8 < self.qty.len() {
-            let mut slot = 0;
-            while let Some(found) = self.bits.next_cyclic(slot) {
-                self.qty[found] = 0;
-                self.bits.assign(found, false);
-                slot = found;
-            }
-        } else {
-            self.qty.fill(0);
-            self.bits.clear();
+        let mut slot = 0;
+        while let Some(found) = self.bits.next_cyclic(slot) {
+            self.qty[found & (MAX_SLOTS - 1)] = 0;
+            self.bits.assign(found, false);
+            slot = found;
         }
         self.window_len = 0;
         self.overflow.clear();
-        self.best = EMPTY;
+        self.park();
+    }
+
+    /// Touches every page of the window's storage (see [`crate::L2Book::prefault`]).
+    pub(crate) fn prefault(&mut self) {
+        let cap = self.cap as usize;
+        // Writing back what is there keeps the contents; black_box keeps the writes.
+        for q in &mut self.qty[..cap] {
+            *q = std::hint::black_box(*q);
+        }
+        self.bits.prefault(cap);
     }
 
     /// The best level: `(key, qty)`.
@@ -256,7 +267,7 @@ impl SideBook {
 
     /// Window size in ticks.
     pub(crate) fn window_ticks(&self) -> usize {
-        self.qty.len()
+        self.cap as usize
     }
 
     /// The levels, best first, as `(key, qty)`.
@@ -277,7 +288,7 @@ impl SideBook {
     pub(crate) fn assert_invariants(&self) {
         let mut count = 0;
         let mut lowest = EMPTY;
-        for slot in 0..self.qty.len() {
+        for slot in 0..self.cap as usize {
             let q = self.qty[slot];
             assert!(q >= 0);
             assert_eq!(q != 0, self.bits.contains(slot), "slot {slot}");
@@ -299,6 +310,7 @@ impl SideBook {
         }
         if self.best == EMPTY {
             assert!(self.overflow.is_empty());
+            assert_eq!(self.base, EMPTY, "an empty side parks its window");
         }
     }
 }
@@ -455,6 +467,20 @@ mod tests {
                 check(&side, &reference);
             }
         }
+    }
+
+    #[test]
+    fn small_window_uses_only_its_slots() {
+        let mut side = SideBook::new(64);
+        for key in -500..500 {
+            side.set(key * 7, 1);
+        }
+        side.clear();
+        for key in (-500..500).rev() {
+            side.set(key * 3, 2);
+        }
+        assert!(side.qty[64..].iter().all(|&q| q == 0));
+        side.assert_invariants();
     }
 
     #[test]

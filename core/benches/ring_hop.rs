@@ -17,7 +17,10 @@
 //! an HdrHistogram. Both clocks are `Instant` (CLOCK_MONOTONIC) against one shared base.
 //!
 //! Run: `cargo bench -p aaiti-core --bench ring_hop` (cores 0 and 1 must be free).
-#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test or bench run")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is a failed test or bench run"
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +52,10 @@ fn event(seq: u64, sent_ns: u64) -> Envelope {
         qty: Qty(241),
         trade_id: seq,
     };
-    Envelope::new(RecordHeader::new(StreamId(1), seq, UnixNanos(sent_ns), UnixNanos(sent_ns)), &trade)
+    Envelope::new(
+        RecordHeader::new(StreamId(1), seq, UnixNanos(sent_ns), UnixNanos(sent_ns)),
+        &trade,
+    )
 }
 
 fn pin(core: usize) {
@@ -105,7 +111,12 @@ impl Source for BenchSource {
         self.sent += 1;
         self.next_due_ns += self.interval_ns;
         out.emit_record(
-            RecordHeader::new(StreamId(1), self.sent, UnixNanos(scheduled), UnixNanos(scheduled)),
+            RecordHeader::new(
+                StreamId(1),
+                self.sent,
+                UnixNanos(scheduled),
+                UnixNanos(scheduled),
+            ),
             event(self.sent, scheduled).payload::<Trade>().unwrap(),
         );
         SourceStatus::Busy
@@ -131,10 +142,12 @@ impl Stage for BenchSink {
     fn on_event(&mut self, event: &Envelope, _out: &mut Emitter<'_>) {
         self.seen += 1;
         let now = now_ns(self.base);
-        if self.record_latency && self.seen > self.warmup
-            && let Some(latency) = &mut self.latency {
-                latency.saturating_record(now.saturating_sub(event.header.ts_recv.0).max(1));
-            }
+        if self.record_latency
+            && self.seen > self.warmup
+            && let Some(latency) = &mut self.latency
+        {
+            latency.saturating_record(now.saturating_sub(event.header.ts_recv.0).max(1));
+        }
         self.last_ns.store(now, Ordering::Relaxed);
     }
 
@@ -172,29 +185,34 @@ fn run_runtime(events: u64, interval_ns: u64, warmup: u64) -> (Duration, Histogr
     let started = Arc::new(AtomicU64::new(0));
     let last = Arc::new(AtomicU64::new(0));
     let (done, receive) = crossbeam_channel::bounded(1);
-    let pipeline = Pipeline::new(RingSettings { capacity: CAPACITY, batch_limit: 1024 })
-        .source(Box::new(BenchSource {
-            base,
-            events,
-            interval_ns,
-            next_due_ns: 0,
-            sent: 0,
-            started_ns: Arc::clone(&started),
-        }))
-        .stage(Box::new(BenchSink {
-            base,
-            warmup,
-            seen: 0,
-            last_ns: Arc::clone(&last),
-            record_latency: interval_ns > 0,
-            latency: Some(histogram()),
-            done,
-        }));
+    let pipeline = Pipeline::new(RingSettings {
+        capacity: CAPACITY,
+        batch_limit: 1024,
+    })
+    .source(Box::new(BenchSource {
+        base,
+        events,
+        interval_ns,
+        next_due_ns: 0,
+        sent: 0,
+        started_ns: Arc::clone(&started),
+    }))
+    .stage(Box::new(BenchSink {
+        base,
+        warmup,
+        seen: 0,
+        last_ns: Arc::clone(&last),
+        record_latency: interval_ns > 0,
+        latency: Some(histogram()),
+        done,
+    }));
     let cores = aaiti_core::sys::available_cores();
     let planned = plan(&pipeline.shape(), &runtime_placement(), &cores).unwrap();
     let report = pipeline.start(&planned).unwrap().wait();
     assert!(!report.failed);
-    let elapsed = last.load(Ordering::Relaxed).saturating_sub(started.load(Ordering::Relaxed));
+    let elapsed = last
+        .load(Ordering::Relaxed)
+        .saturating_sub(started.load(Ordering::Relaxed));
     (Duration::from_nanos(elapsed), receive.recv().unwrap())
 }
 
@@ -213,15 +231,18 @@ fn run_disruptor(events: u64, interval_ns: u64, warmup: u64) -> (Duration, Histo
     let handler = move |event: &Envelope, _sequence: i64, _end_of_batch: bool| {
         seen += 1;
         let now = now_ns(base);
-        if record && seen > warmup
-            && let Some(latency) = &mut latency {
-                latency.saturating_record(now.saturating_sub(event.header.ts_recv.0).max(1));
-            }
+        if record
+            && seen > warmup
+            && let Some(latency) = &mut latency
+        {
+            latency.saturating_record(now.saturating_sub(event.header.ts_recv.0).max(1));
+        }
         consumer_last.store(now, Ordering::Relaxed);
         if seen == events
-            && let Some(latency) = latency.take() {
-                let _ = done.send(latency);
-            }
+            && let Some(latency) = latency.take()
+        {
+            let _ = done.send(latency);
+        }
     };
     // Build from the unpinned main thread: the disruptor checks the *calling* thread's
     // affinity mask when asked to pin its consumer.
@@ -244,7 +265,10 @@ fn run_disruptor(events: u64, interval_ns: u64, warmup: u64) -> (Duration, Histo
             };
             let trade = *event(seq, stamp).payload::<Trade>().unwrap();
             producer.publish(|slot| {
-                slot.set(RecordHeader::new(StreamId(1), seq, UnixNanos(stamp), UnixNanos(stamp)), &trade)
+                slot.set(
+                    RecordHeader::new(StreamId(1), seq, UnixNanos(stamp), UnixNanos(stamp)),
+                    &trade,
+                )
             });
         }
         // Dropping the producer joins the consumer thread after it drained the ring.
@@ -276,7 +300,8 @@ fn run_crossbeam(events: u64, interval_ns: u64, warmup: u64) -> (Duration, Histo
                     seen += 1;
                     last = now_ns(base);
                     if interval_ns > 0 && seen > warmup {
-                        latency.saturating_record(last.saturating_sub(event.header.ts_recv.0).max(1));
+                        latency
+                            .saturating_record(last.saturating_sub(event.header.ts_recv.0).max(1));
                     }
                 }
                 Err(_) => std::hint::spin_loop(),
@@ -304,14 +329,20 @@ fn run_crossbeam(events: u64, interval_ns: u64, warmup: u64) -> (Duration, Histo
     .join()
     .unwrap();
     let (last, histogram) = consumer.join().unwrap();
-    (Duration::from_nanos(last.saturating_sub(started)), histogram)
+    (
+        Duration::from_nanos(last.saturating_sub(started)),
+        histogram,
+    )
 }
 
 // ------------------------------------------------------------------------------------------
 
 type Runner = fn(u64, u64, u64) -> (Duration, Histogram<u64>);
-const VARIANTS: [(&str, Runner); 3] =
-    [("runtime", run_runtime), ("disruptor", run_disruptor), ("crossbeam", run_crossbeam)];
+const VARIANTS: [(&str, Runner); 3] = [
+    ("runtime", run_runtime),
+    ("disruptor", run_disruptor),
+    ("crossbeam", run_crossbeam),
+];
 
 fn throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("ring_hop_throughput");
@@ -334,7 +365,10 @@ fn latency() {
     eprintln!(
         "\nring_hop_latency: one-way, open loop at {rate_per_s}/s, {events} events ({warmup} warm-up), cores {PRODUCER_CORE}->{CONSUMER_CORE}"
     );
-    eprintln!("{:<10} {:>8} {:>8} {:>8} {:>9} {:>9}", "variant", "p50 ns", "p90 ns", "p99 ns", "p99.9 ns", "max ns");
+    eprintln!(
+        "{:<10} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        "variant", "p50 ns", "p90 ns", "p99 ns", "p99.9 ns", "max ns"
+    );
     let mut medians = Vec::new();
     for (name, runner) in VARIANTS {
         let (_, h) = runner(events, 1_000_000_000 / rate_per_s, warmup);

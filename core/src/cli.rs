@@ -94,7 +94,10 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AAITI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -108,15 +111,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Check { file }) => {
             let loaded = config::load(file.as_deref())?;
             let options = RunOptions::default();
-            let plan = engine::plan_for(&loaded, &engine::build_pipeline(&loaded, &options), &options)?;
+            let plan = engine::plan_for(
+                &loaded,
+                &engine::build_pipeline(&loaded, &options),
+                &options,
+            )?;
             writeln!(stdout, "{}: ok", loaded.origin)?;
             write_plan(&mut stdout, &plan)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Placement(args) => {
             let loaded = config::load(args.config.as_deref())?;
-            let options = RunOptions { cores: args.cores.map(|n| (0..n.max(1)).collect()), ..RunOptions::default() };
-            let plan = engine::plan_for(&loaded, &engine::build_pipeline(&loaded, &options), &options)?;
+            let options = RunOptions {
+                cores: args.cores.map(|n| (0..n.max(1)).collect()),
+                ..RunOptions::default()
+            };
+            let plan = engine::plan_for(
+                &loaded,
+                &engine::build_pipeline(&loaded, &options),
+                &options,
+            )?;
             write_plan(&mut stdout, &plan)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -127,19 +141,36 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let loaded: LoadedConfig = config::load(args.config.as_deref())?;
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| loaded.config.engine.data_dir.clone());
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| loaded.config.engine.data_dir.clone());
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let duration = match args.duration {
-        Some(seconds) if seconds.is_finite() && seconds > 0.0 => Some(Duration::from_secs_f64(seconds)),
-        Some(seconds) => anyhow::bail!("--duration must be a positive number of seconds, got {seconds}"),
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
+            Some(Duration::from_secs_f64(seconds))
+        }
+        Some(seconds) => {
+            anyhow::bail!("--duration must be a positive number of seconds, got {seconds}")
+        }
         None => None,
     };
-    let options = RunOptions { events: args.events, rate_per_s: args.rate, duration, cores: None };
+    let options = RunOptions {
+        events: args.events,
+        rate_per_s: args.rate,
+        duration,
+        cores: None,
+    };
     let (plan, running) = engine::start(&loaded, &options)?;
     {
         let mut stderr = std::io::stderr().lock();
-        writeln!(stderr, "aaiti: running with {} (data in {}); Ctrl-C stops", loaded.origin, data_dir.display())?;
+        writeln!(
+            stderr,
+            "aaiti: running with {} (data in {}); Ctrl-C stops",
+            loaded.origin,
+            data_dir.display()
+        )?;
         write_plan(&mut stderr, &plan)?;
     }
     let stop = running.stop_handle();
@@ -167,23 +198,56 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         write_report(&mut stdout, &report)?;
     }
-    Ok(if report.failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if report.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn write_plan(out: &mut dyn Write, plan: &Plan) -> std::io::Result<()> {
-    writeln!(out, "placement: {} threads, {} busy-spinning", plan.threads.len(), plan.spinning_threads())?;
+    writeln!(
+        out,
+        "placement: {} threads, {} busy-spinning",
+        plan.threads.len(),
+        plan.spinning_threads()
+    )?;
     for thread in &plan.threads {
-        let core = thread.core.map_or("unpinned".to_owned(), |c| format!("core {c}"));
-        let sources = if thread.sources.is_empty() { String::new() } else { format!("sources {:?} ", thread.sources) };
-        let stages = if thread.stages.is_empty() { String::new() } else { format!("stages {:?}", thread.stages) };
-        writeln!(out, "  {:<24} {:<9} {:<12} {sources}{stages}", thread.name, core, thread.wait.to_string())?;
+        let core = thread
+            .core
+            .map_or("unpinned".to_owned(), |c| format!("core {c}"));
+        let sources = if thread.sources.is_empty() {
+            String::new()
+        } else {
+            format!("sources {:?} ", thread.sources)
+        };
+        let stages = if thread.stages.is_empty() {
+            String::new()
+        } else {
+            format!("stages {:?}", thread.stages)
+        };
+        writeln!(
+            out,
+            "  {:<24} {:<9} {:<12} {sources}{stages}",
+            thread.name,
+            core,
+            thread.wait.to_string()
+        )?;
     }
     Ok(())
 }
 
 fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
-    let outcome = if report.failed { "FAILED (see threads)" } else { "drained cleanly" };
-    writeln!(out, "aaiti: stopped after {:.3} s, {outcome}", report.elapsed_s)?;
+    let outcome = if report.failed {
+        "FAILED (see threads)"
+    } else {
+        "drained cleanly"
+    };
+    writeln!(
+        out,
+        "aaiti: stopped after {:.3} s, {outcome}",
+        report.elapsed_s
+    )?;
     writeln!(out, "threads:")?;
     for thread in &report.threads {
         let core = match (thread.core, thread.pinned) {
@@ -199,7 +263,11 @@ fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> 
             thread.wait,
             thread.events,
             thread.batches,
-            thread.failure.as_deref().map(|f| format!("  FAILED: {f}")).unwrap_or_default()
+            thread
+                .failure
+                .as_deref()
+                .map(|f| format!("  FAILED: {f}"))
+                .unwrap_or_default()
         )?;
     }
     writeln!(out, "rings:")?;
@@ -207,17 +275,31 @@ fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> 
         writeln!(
             out,
             "  -> {:<21} capacity {:>8} producers {} published {:>12} consumed {:>12} full-stalls {}",
-            ring.name, ring.capacity, ring.producers, ring.published, ring.consumed, ring.full_stalls
+            ring.name,
+            ring.capacity,
+            ring.producers,
+            ring.published,
+            ring.consumed,
+            ring.full_stalls
         )?;
     }
     writeln!(out, "components:")?;
     for component in report.threads.iter().flat_map(|t| &t.components) {
-        let counters: Vec<String> = component.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let counters: Vec<String> = component
+            .counters
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         writeln!(out, "  {:<24} {}", component.name, counters.join(" "))?;
     }
     if let Some(events) = report.counter("counter", "events") {
         let rate = events as f64 / report.elapsed_s.max(1e-9);
-        writeln!(out, "throughput: {events} events in {:.3} s = {:.2} M events/s", report.elapsed_s, rate / 1e6)?;
+        writeln!(
+            out,
+            "throughput: {events} events in {:.3} s = {:.2} M events/s",
+            report.elapsed_s,
+            rate / 1e6
+        )?;
     }
     Ok(())
 }

@@ -55,7 +55,10 @@ pub struct PipelineConfig {
 impl PipelineConfig {
     /// As runtime settings.
     pub fn ring_settings(&self) -> RingSettings {
-        RingSettings { capacity: self.ring_capacity, batch_limit: self.batch_limit }
+        RingSettings {
+            capacity: self.ring_capacity,
+            batch_limit: self.batch_limit,
+        }
     }
 }
 
@@ -134,7 +137,10 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// Wraps a placement error with this configuration's file name.
     pub fn placement_error(&self, source: PlacementError) -> ConfigError {
-        ConfigError::Placement { file: self.origin.clone(), source }
+        ConfigError::Placement {
+            file: self.origin.clone(),
+            source,
+        }
     }
 }
 
@@ -144,8 +150,10 @@ pub fn load(path: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
         None => parse(DEFAULT_CONFIG, EMBEDDED_NAME),
         Some(path) => {
             let file = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                file: file.clone(),
+                source,
+            })?;
             parse(&text, &file)
         }
     }
@@ -154,8 +162,10 @@ pub fn load(path: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
 /// Parses and validates configuration text; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
     let file = origin.to_owned();
-    let config: Config = toml::from_str(text)
-        .map_err(|source| ConfigError::Parse { file: file.clone(), source: Box::new(source) })?;
+    let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        file: file.clone(),
+        source: Box::new(source),
+    })?;
     let invalid = |key: &str, problem: String, fix: &str| ConfigError::Invalid {
         file: file.clone(),
         key: key.to_owned(),
@@ -171,7 +181,11 @@ pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
         ));
     }
     if config.pipeline.batch_limit == 0 {
-        return Err(invalid("pipeline.batch_limit", "is 0".into(), "use at least 1 (1024 is a good start)"));
+        return Err(invalid(
+            "pipeline.batch_limit",
+            "is 0".into(),
+            "use at least 1 (1024 is a good start)",
+        ));
     }
     if !(1..=64).contains(&config.synthetic.sources) {
         return Err(invalid(
@@ -181,11 +195,23 @@ pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
         ));
     }
     if config.engine.data_dir.as_os_str().is_empty() {
-        return Err(invalid("engine.data_dir", "is empty".into(), "name a directory, e.g. \".aaiti\""));
+        return Err(invalid(
+            "engine.data_dir",
+            "is empty".into(),
+            "name a directory, e.g. \".aaiti\"",
+        ));
     }
-    let registry = InstrumentRegistry::from_specs(&config.instruments)
-        .map_err(|source| ConfigError::Instruments { file: file.clone(), source })?;
-    Ok(LoadedConfig { config, origin: file, registry })
+    let registry = InstrumentRegistry::from_specs(&config.instruments).map_err(|source| {
+        ConfigError::Instruments {
+            file: file.clone(),
+            source,
+        }
+    })?;
+    Ok(LoadedConfig {
+        config,
+        origin: file,
+        registry,
+    })
 }
 
 #[cfg(test)]
@@ -207,26 +233,54 @@ mod tests {
 
     #[test]
     fn errors_name_file_key_and_fix() {
-        let error = parse(&with("ring_capacity = 65536", "ring_capacity = 1000"), "test.toml").unwrap_err();
+        let error = parse(
+            &with("ring_capacity = 65536", "ring_capacity = 1000"),
+            "test.toml",
+        )
+        .unwrap_err();
         let text = error.to_string();
-        assert!(text.contains("test.toml") && text.contains("pipeline.ring_capacity") && text.contains("Fix:"), "{text}");
+        assert!(
+            text.contains("test.toml")
+                && text.contains("pipeline.ring_capacity")
+                && text.contains("Fix:"),
+            "{text}"
+        );
 
-        let error = parse(&with("batch_limit = 1024", "batch_limt = 1024"), "typo.toml").unwrap_err();
+        let error = parse(
+            &with("batch_limit = 1024", "batch_limt = 1024"),
+            "typo.toml",
+        )
+        .unwrap_err();
         let text = error.to_string();
-        assert!(text.contains("typo.toml") && text.contains("batch_limt"), "{text}");
+        assert!(
+            text.contains("typo.toml") && text.contains("batch_limt"),
+            "{text}"
+        );
         assert!(text.contains("line"), "{text}");
 
-        let error = parse(&with("wait = \"busy-spin\"", "wait = \"spinny\""), "w.toml").unwrap_err();
+        let error =
+            parse(&with("wait = \"busy-spin\"", "wait = \"spinny\""), "w.toml").unwrap_err();
         assert!(error.to_string().contains("busy-spin"), "{error}");
 
-        let error = parse(&with("tick_size = \"0.01\"", "tick_size = \"1e-2\""), "i.toml").unwrap_err();
+        let error = parse(
+            &with("tick_size = \"0.01\"", "tick_size = \"1e-2\""),
+            "i.toml",
+        )
+        .unwrap_err();
         let text = error.to_string();
-        assert!(text.contains("i.toml") && text.contains("tick_size") && text.contains("BTCUSDT"), "{text}");
+        assert!(
+            text.contains("i.toml") && text.contains("tick_size") && text.contains("BTCUSDT"),
+            "{text}"
+        );
 
         let error = parse(&with("sources = 1", "sources = 0"), "s.toml").unwrap_err();
         assert!(error.to_string().contains("synthetic.sources"), "{error}");
 
-        let error = parse(&with("ring_capacity = 65536", "ring_capacity = \"big\""), "t.toml").unwrap_err();
+        let error = parse(
+            &with("ring_capacity = 65536", "ring_capacity = \"big\""),
+            "t.toml",
+        )
+        .unwrap_err();
         assert!(matches!(error, ConfigError::Parse { .. }), "{error}");
 
         let missing = load(Some(Path::new("/nonexistent/aaiti.toml"))).unwrap_err();
@@ -239,7 +293,11 @@ mod tests {
             "pin = true",
             "pin = true\n[[placement.threads]]\nname = \"io\"\nrun = [\"synthetic-1\"]\ncore = 0\nwait = \"park:100\"\n",
         );
-        let loaded = parse(&text.replace("mode = \"auto\"", "mode = \"manual\""), "m.toml").unwrap();
+        let loaded = parse(
+            &text.replace("mode = \"auto\"", "mode = \"manual\""),
+            "m.toml",
+        )
+        .unwrap();
         assert_eq!(loaded.config.placement.threads.len(), 1);
         assert_eq!(
             loaded.config.placement.threads[0].wait,

@@ -42,16 +42,16 @@ pub fn plan_for(
     pipeline: &Pipeline,
     options: &RunOptions,
 ) -> Result<Plan, ConfigError> {
-    let cores = options.cores.clone().unwrap_or_else(crate::sys::available_cores);
+    let cores = options
+        .cores
+        .clone()
+        .unwrap_or_else(crate::sys::available_cores);
     plan(&pipeline.shape(), &loaded.config.placement, &cores)
         .map_err(|error| loaded.placement_error(error))
 }
 
 /// Starts the pipeline and arranges the optional time limit.
-pub fn start(
-    loaded: &LoadedConfig,
-    options: &RunOptions,
-) -> anyhow::Result<(Plan, Running)> {
+pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<(Plan, Running)> {
     let pipeline = build_pipeline(loaded, options);
     let plan = plan_for(loaded, &pipeline, options)?;
     let running = pipeline.start(&plan)?;

@@ -5,6 +5,7 @@
 //!   configuration, drained and stopped by a control event.
 //! * [`config`]: the embedded default configuration and TOML overrides.
 //! * [`engine`]: builds the configured pipeline and runs it.
+//! * [`stages`]: the engine's stages (books today).
 //! * [`cli`]: the `aaiti` command line (`src/main.rs` only calls [`cli::main`]).
 #![deny(unsafe_code)]
 
@@ -13,5 +14,6 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod runtime;
+pub mod stages;
 pub mod synthetic;
 pub mod sys;

@@ -57,7 +57,8 @@ impl SyntheticSource {
         let mut budget = POLL_BATCH;
         if self.rate_per_s > 0 {
             let elapsed_ns = started.elapsed().as_nanos();
-            let due_total = elapsed_ns.saturating_mul(u128::from(self.rate_per_s)) / 1_000_000_000 + 1;
+            let due_total =
+                elapsed_ns.saturating_mul(u128::from(self.rate_per_s)) / 1_000_000_000 + 1;
             let due_total = u64::try_from(due_total).unwrap_or(u64::MAX);
             budget = budget.min(due_total.saturating_sub(self.emitted));
         }
@@ -88,13 +89,20 @@ impl Source for SyntheticSource {
             let now = clock::now();
             let trade = Trade {
                 instrument: InstrumentId(0),
-                aggressor: if random & 8 == 0 { Side::Buy.code() } else { Side::Sell.code() },
+                aggressor: if random & 8 == 0 {
+                    Side::Buy.code()
+                } else {
+                    Side::Sell.code()
+                },
                 _pad: [0; 3],
                 price: Price(self.price),
                 qty: Qty(1 + (random >> 40) as i64 % 100_000),
                 trade_id: self.emitted,
             };
-            out.emit_record(RecordHeader::new(self.stream, self.emitted, now, now), &trade);
+            out.emit_record(
+                RecordHeader::new(self.stream, self.emitted, now, now),
+                &trade,
+            );
         }
         SourceStatus::Busy
     }
@@ -113,7 +121,10 @@ pub struct PassThrough {
 impl PassThrough {
     /// A pass-through stage.
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), forwarded: 0 }
+        Self {
+            name: name.to_owned(),
+            forwarded: 0,
+        }
     }
 }
 
@@ -164,7 +175,10 @@ impl CountingSink {
 }
 
 /// 1 ns .. 60 s at 3 significant figures; fixed size, so recording never allocates.
-#[allow(clippy::expect_used, reason = "constant bounds that hdrhistogram documents as valid")]
+#[allow(
+    clippy::expect_used,
+    reason = "constant bounds that hdrhistogram documents as valid"
+)]
 pub(crate) fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
@@ -211,7 +225,10 @@ impl Stage for CountingSink {
         ];
         if !self.latency_ns.is_empty() {
             for (label, quantile) in [("p50", 0.5), ("p99", 0.99), ("p999", 0.999)] {
-                counters.push((format!("latency_{label}_ns"), self.latency_ns.value_at_quantile(quantile)));
+                counters.push((
+                    format!("latency_{label}_ns"),
+                    self.latency_ns.value_at_quantile(quantile),
+                ));
             }
             counters.push(("latency_max_ns".to_owned(), self.latency_ns.max()));
         }

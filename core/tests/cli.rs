@@ -1,6 +1,10 @@
 //! The `aaiti` binary as a user runs it: default config, JSON summary, Ctrl-C drain, and
 //! configuration errors that name the file, the key and the fix.
-#![allow(clippy::unwrap_used, clippy::panic, reason = "a failed unwrap or panic is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a failed unwrap or panic is a failed test"
+)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -31,7 +35,11 @@ fn polite_config(dir: &std::path::Path) -> PathBuf {
 
 fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
     })
 }
 
@@ -63,13 +71,19 @@ fn bounded_run_prints_a_json_summary_and_writes_it_to_the_data_dir() {
     let config = polite_config(&dir);
     let data = dir.join("data");
     let output = aaiti()
-        .args(["run", "--events", "20000", "--rate", "0", "--json", "--config"])
+        .args([
+            "run", "--events", "20000", "--rate", "0", "--json", "--config",
+        ])
         .arg(&config)
         .arg("--data-dir")
         .arg(&data)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let summary = json(&output);
     assert_eq!(summary["report"]["failed"], false);
     assert_eq!(counter(&summary, "counter", "events"), 20_000);
@@ -94,16 +108,27 @@ fn ctrl_c_drains_and_prints_the_summary() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let summary = json(&output);
     assert_eq!(summary["interrupted"], true);
     assert_eq!(summary["report"]["failed"], false);
     let emitted = counter(&summary, "synthetic-1", "emitted");
     assert!(emitted > 0);
-    assert_eq!(counter(&summary, "counter", "events"), emitted, "every event emitted before Ctrl-C arrives");
+    assert_eq!(
+        counter(&summary, "counter", "events"),
+        emitted,
+        "every event emitted before Ctrl-C arrives"
+    );
     assert_eq!(counter(&summary, "counter", "shutdown_seen"), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -112,20 +137,48 @@ fn ctrl_c_drains_and_prints_the_summary() {
 fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
     let dir = temp_dir("bad");
     let path = dir.join("bad.toml");
-    std::fs::write(&path, DEFAULT_CONFIG.replacen("ring_capacity = 65536", "ring_capacity = 100", 1)).unwrap();
-    let output = aaiti().args(["run", "--config"]).arg(&path).output().unwrap();
+    std::fs::write(
+        &path,
+        DEFAULT_CONFIG.replacen("ring_capacity = 65536", "ring_capacity = 100", 1),
+    )
+    .unwrap();
+    let output = aaiti()
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("bad.toml") && stderr.contains("pipeline.ring_capacity") && stderr.contains("Fix:"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml")
+            && stderr.contains("pipeline.ring_capacity")
+            && stderr.contains("Fix:"),
+        "{stderr}"
+    );
 
-    std::fs::write(&path, DEFAULT_CONFIG.replacen("mode = \"auto\"", "mode = \"manual\"", 1)).unwrap();
-    let output = aaiti().args(["config", "check"]).arg(&path).output().unwrap();
+    std::fs::write(
+        &path,
+        DEFAULT_CONFIG.replacen("mode = \"auto\"", "mode = \"manual\"", 1),
+    )
+    .unwrap();
+    let output = aaiti()
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("placement.threads") && stderr.contains("Fix:"), "{stderr}");
+    assert!(
+        stderr.contains("placement.threads") && stderr.contains("Fix:"),
+        "{stderr}"
+    );
 
     std::fs::write(&path, "this is not toml = = =").unwrap();
-    let output = aaiti().args(["run", "--config"]).arg(&path).output().unwrap();
+    let output = aaiti()
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 1"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -134,9 +187,15 @@ fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
 #[test]
 fn placement_command_plans_for_any_core_count() {
     for (cores, threads) in [(1, "1 threads"), (2, "2 threads"), (16, "3 threads")] {
-        let output = aaiti().args(["placement", "--cores", &cores.to_string()]).output().unwrap();
+        let output = aaiti()
+            .args(["placement", "--cores", &cores.to_string()])
+            .output()
+            .unwrap();
         assert!(output.status.success());
         let text = String::from_utf8(output.stdout).unwrap();
-        assert!(text.starts_with(&format!("placement: {threads}")), "{cores} cores: {text}");
+        assert!(
+            text.starts_with(&format!("placement: {threads}")),
+            "{cores} cores: {text}"
+        );
     }
 }

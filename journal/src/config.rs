@@ -126,11 +126,17 @@ mod tests {
         let base = JournalConfig::default();
         assert!(base.validate().is_ok());
         assert_eq!(
-            bad(JournalConfig { segment_size_bytes: 1000, ..base.clone() }),
+            bad(JournalConfig {
+                segment_size_bytes: 1000,
+                ..base.clone()
+            }),
             "segment_size_bytes"
         );
         assert_eq!(
-            bad(JournalConfig { segment_size_bytes: (1 << 20) + 8, ..base.clone() }),
+            bad(JournalConfig {
+                segment_size_bytes: (1 << 20) + 8,
+                ..base.clone()
+            }),
             "segment_size_bytes"
         );
         assert_eq!(
@@ -140,6 +146,12 @@ mod tests {
             }),
             "durability"
         );
-        assert_eq!(bad(JournalConfig { prefault_window_bytes: 0, ..base }), "prefault_window_bytes");
+        assert_eq!(
+            bad(JournalConfig {
+                prefault_window_bytes: 0,
+                ..base
+            }),
+            "prefault_window_bytes"
+        );
     }
 }

@@ -73,11 +73,22 @@ impl Follower {
             },
             None => {
                 if let Some(first) = first_available {
-                    return Err(JournalError::SeqPruned { seq: from_seq, first });
+                    return Err(JournalError::SeqPruned {
+                        seq: from_seq,
+                        first,
+                    });
                 }
                 // Nothing started yet: wait for the first segment.
                 let index = listing.segments.first().map_or(0, |(index, _)| *index);
-                Self { dir, current: None, index, offset: SEGMENT_HEADER_SIZE, next_seq: 0, from_seq, started: false }
+                Self {
+                    dir,
+                    current: None,
+                    index,
+                    offset: SEGMENT_HEADER_SIZE,
+                    next_seq: 0,
+                    from_seq,
+                    started: false,
+                }
             }
         };
         Ok(follower)
@@ -133,9 +144,13 @@ impl Follower {
     fn frame_at(&self, offset: usize) -> Option<Frame<'_>> {
         let file = self.current.as_ref()?;
         match file.map.slot(offset, file.limit()) {
-            Slot::Frame { info, bytes, .. } => {
-                Some(Frame::from_verified(file.index, offset, info.frame_type, bytes, info.body_len))
-            }
+            Slot::Frame { info, bytes, .. } => Some(Frame::from_verified(
+                file.index,
+                offset,
+                info.frame_type,
+                bytes,
+                info.body_len,
+            )),
             _ => None,
         }
     }
@@ -168,7 +183,11 @@ impl Follower {
             let limit = file.limit();
             // The writer seals a segment only when 8 bytes are left for the seal.
             let full = self.offset + 8 > limit;
-            let slot = if full { Slot::Seal } else { file.map.slot(self.offset, limit) };
+            let slot = if full {
+                Slot::Seal
+            } else {
+                file.map.slot(self.offset, limit)
+            };
             match slot {
                 Slot::Empty => return Ok(None),
                 Slot::Seal => {
@@ -178,7 +197,9 @@ impl Follower {
                     self.started = false;
                 }
                 Slot::Partial { available } => {
-                    return Err(self.corrupt(format::FrameFault::PartialWord { available: available as u64 }));
+                    return Err(self.corrupt(format::FrameFault::PartialWord {
+                        available: available as u64,
+                    }));
                 }
                 Slot::Bad { fault } => return Err(self.corrupt(fault)),
                 Slot::Frame { word, info, bytes } => {
@@ -200,6 +221,20 @@ impl Follower {
     fn open_next(&mut self) -> Result<bool> {
         let path = self.dir.join(format::segment_file_name(self.index));
         if !path.exists() {
+            // Normal before the writer created its first segment. If later segments exist,
+            // retention removed this one under us: this follower fell too far behind.
+            if self.next_seq != 0
+                && let Some((index, later)) = scan::list_dir(&self.dir)?
+                    .segments
+                    .into_iter()
+                    .find(|(i, _)| *i > self.index)
+            {
+                let first = SegmentFile::open(index, later)?.first_seq;
+                return Err(JournalError::SeqPruned {
+                    seq: self.next_seq,
+                    first,
+                });
+            }
             return Ok(false);
         }
         self.current = Some(SegmentFile::open(self.index, path)?);
@@ -209,7 +244,11 @@ impl Follower {
 
     fn corrupt(&self, fault: format::FrameFault) -> JournalError {
         JournalError::CorruptFrame {
-            path: self.current.as_ref().map(|f| f.path.clone()).unwrap_or_default(),
+            path: self
+                .current
+                .as_ref()
+                .map(|f| f.path.clone())
+                .unwrap_or_default(),
             segment: self.index,
             offset: self.offset as u64,
             seq: self.next_seq,

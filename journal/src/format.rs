@@ -60,11 +60,13 @@ pub(crate) const fn frame_word(frame_type: u8, body_len: usize) -> u32 {
     ((frame_type as u32) << 24) | (body_len as u32)
 }
 
-/// CRC-32C of a frame: over bytes `8..end` (sequence, body, padding), then the 4 bytes of the
-/// length word. `after_word` is the frame from byte 4 (CRC field included, skipped here).
+/// CRC-32C of a frame: over bytes `8..end` (sequence, body, padding), continued from the
+/// length word (`crc32c_append(word, ..)`: the CRC register starts at `!word` instead of the
+/// standard `!0`), so one pass covers the word too. A different word gives a different CRC
+/// for the same bytes (the register's initial value propagates through an invertible map).
 #[inline]
 pub(crate) fn frame_crc(word: u32, seq_body_pad: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(seq_body_pad), &word.to_le_bytes())
+    crc32c::crc32c_append(word, seq_body_pad)
 }
 
 /// Reads a little-endian `u16` at `at` (the caller checked the bounds).
@@ -144,21 +146,36 @@ impl fmt::Display for FrameFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::PartialWord { available } => {
-                write!(f, "partial length word ({available} non-zero bytes before end of file)")
+                write!(
+                    f,
+                    "partial length word ({available} non-zero bytes before end of file)"
+                )
             }
             Self::BadWord { word } => write!(f, "invalid length word {word:#010x}"),
-            Self::Truncated { frame_len, available } => {
-                write!(f, "frame of {frame_len} bytes truncated ({available} bytes left)")
+            Self::Truncated {
+                frame_len,
+                available,
+            } => {
+                write!(
+                    f,
+                    "frame of {frame_len} bytes truncated ({available} bytes left)"
+                )
             }
             Self::Crc { stored, computed } => {
-                write!(f, "CRC mismatch (stored {stored:#010x}, computed {computed:#010x})")
+                write!(
+                    f,
+                    "CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"
+                )
             }
             Self::Sequence { expected, found } => {
                 write!(f, "sequence {found} where {expected} was expected")
             }
             Self::BadBody { reason } => write!(f, "bad body: {reason}"),
             Self::DataAfterEnd { first_nonzero } => {
-                write!(f, "non-zero bytes after the end of data (first at offset {first_nonzero})")
+                write!(
+                    f,
+                    "non-zero bytes after the end of data (first at offset {first_nonzero})"
+                )
             }
         }
     }
@@ -185,7 +202,11 @@ pub(crate) fn decode_word(word: u32) -> Result<WordInfo, FrameFault> {
     if !ok {
         return Err(FrameFault::BadWord { word });
     }
-    Ok(WordInfo { frame_type, body_len, frame_len: frame_len(body_len) })
+    Ok(WordInfo {
+        frame_type,
+        body_len,
+        frame_len: frame_len(body_len),
+    })
 }
 
 /// What a verified frame says about itself.
@@ -212,7 +233,10 @@ pub(crate) fn verify_frame(
     }
     let seq = le_u64(frame, 8);
     if seq != expected_seq {
-        return Err(FrameFault::Sequence { expected: expected_seq, found: seq });
+        return Err(FrameFault::Sequence {
+            expected: expected_seq,
+            found: seq,
+        });
     }
     let body = &frame[FRAME_HEADER_SIZE..FRAME_HEADER_SIZE + info.body_len];
     let ts_recv = check_body(info.frame_type, body)?;
@@ -232,7 +256,9 @@ pub(crate) fn check_body(frame_type: u8, body: &[u8]) -> Result<u64, FrameFault>
         Ok(le_u64(body, 16))
     } else {
         if body[10..BLOB_HEADER_SIZE].iter().any(|&b| b != 0) {
-            return Err(FrameFault::BadBody { reason: "blob reserved bytes are not zero" });
+            return Err(FrameFault::BadBody {
+                reason: "blob reserved bytes are not zero",
+            });
         }
         Ok(le_u64(body, 0))
     }
@@ -284,17 +310,23 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderFault> 
         return Err(HeaderFault::NotAJournal { found });
     }
     if bytes.len() < SEGMENT_HEADER_SIZE {
-        return Err(HeaderFault::Truncated { len: bytes.len() as u64 });
+        return Err(HeaderFault::Truncated {
+            len: bytes.len() as u64,
+        });
     }
     let version = le_u32(bytes, 8);
     if version != FORMAT_VERSION {
         return Err(HeaderFault::Version { found: version });
     }
     if le_u32(bytes, 12) as usize != SEGMENT_HEADER_SIZE {
-        return Err(HeaderFault::Corrupt { reason: "header size field is not 64" });
+        return Err(HeaderFault::Corrupt {
+            reason: "header size field is not 64",
+        });
     }
     if crc32c::crc32c(&bytes[..HEADER_CRC_COVERS]) != le_u32(bytes, 44) {
-        return Err(HeaderFault::Corrupt { reason: "header CRC mismatch" });
+        return Err(HeaderFault::Corrupt {
+            reason: "header CRC mismatch",
+        });
     }
     let header = SegmentHeader {
         index: le_u64(bytes, 16),
@@ -304,10 +336,14 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderFault> 
     let capacity_ok = (MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&header.capacity)
         && header.capacity.is_multiple_of(FRAME_ALIGN as u64);
     if !capacity_ok {
-        return Err(HeaderFault::Corrupt { reason: "segment capacity out of range" });
+        return Err(HeaderFault::Corrupt {
+            reason: "segment capacity out of range",
+        });
     }
     if le_u32(bytes, 40) != 0 || le_u64(bytes, 48) != 0 {
-        return Err(HeaderFault::Corrupt { reason: "reserved header bytes are not zero" });
+        return Err(HeaderFault::Corrupt {
+            reason: "reserved header bytes are not zero",
+        });
     }
     Ok(header)
 }
@@ -332,7 +368,11 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_first_seq_is_outside_the_crc() {
-        let header = SegmentHeader { index: 7, capacity: 1 << 20, created_unix_ns: 42 };
+        let header = SegmentHeader {
+            index: 7,
+            capacity: 1 << 20,
+            created_unix_ns: 42,
+        };
         let bytes = header.encode(0);
         assert_eq!(decode_header(&bytes), Ok(header));
         let mut activated = bytes;
@@ -340,12 +380,44 @@ mod tests {
         assert_eq!(decode_header(&activated), Ok(header));
         let mut bad = bytes;
         bad[17] ^= 1;
-        assert_eq!(decode_header(&bad), Err(HeaderFault::Corrupt { reason: "header CRC mismatch" }));
+        assert_eq!(
+            decode_header(&bad),
+            Err(HeaderFault::Corrupt {
+                reason: "header CRC mismatch"
+            })
+        );
         let mut v2 = bytes;
         v2[8] = 2;
         assert_eq!(decode_header(&v2), Err(HeaderFault::Version { found: 2 }));
-        assert_eq!(decode_header(b"AAITI"), Err(HeaderFault::Truncated { len: 5 }));
-        assert!(matches!(decode_header(b"hello world"), Err(HeaderFault::NotAJournal { .. })));
+        assert_eq!(
+            decode_header(b"AAITI"),
+            Err(HeaderFault::Truncated { len: 5 })
+        );
+        assert!(matches!(
+            decode_header(b"hello world"),
+            Err(HeaderFault::NotAJournal { .. })
+        ));
+    }
+
+    #[test]
+    fn the_crc_covers_the_length_word() {
+        let data = [7u8; 72];
+        let a = frame_crc(frame_word(TYPE_ENVELOPE, 64), &data);
+        assert_ne!(a, frame_crc(frame_word(TYPE_BLOB, 64), &data));
+        assert_ne!(a, frame_crc(frame_word(TYPE_ENVELOPE, 56), &data));
+        // Reference: the register starts at !word, i.e. CRC-32C with that initial value.
+        let mut reg = !frame_word(TYPE_ENVELOPE, 64);
+        for &byte in &data {
+            reg ^= u32::from(byte);
+            for _ in 0..8 {
+                reg = if reg & 1 == 1 {
+                    (reg >> 1) ^ 0x82F6_3B78
+                } else {
+                    reg >> 1
+                };
+            }
+        }
+        assert_eq!(a, !reg);
     }
 
     #[test]
@@ -353,9 +425,16 @@ mod tests {
         let word = frame_word(TYPE_ENVELOPE, 64);
         assert_eq!(
             decode_word(word),
-            Ok(WordInfo { frame_type: TYPE_ENVELOPE, body_len: 64, frame_len: 80 })
+            Ok(WordInfo {
+                frame_type: TYPE_ENVELOPE,
+                body_len: 64,
+                frame_len: 80
+            })
         );
-        assert_eq!(decode_word(frame_word(TYPE_BLOB, 17)).map(|i| i.frame_len), Ok(40));
+        assert_eq!(
+            decode_word(frame_word(TYPE_BLOB, 17)).map(|i| i.frame_len),
+            Ok(40)
+        );
         assert!(decode_word(frame_word(TYPE_ENVELOPE, 8)).is_err());
         assert!(decode_word(frame_word(TYPE_ENVELOPE, 200)).is_err());
         assert!(decode_word(frame_word(3, 64)).is_err());
@@ -366,7 +445,10 @@ mod tests {
     fn file_names_sort_and_parse() {
         assert_eq!(segment_file_name(3), "journal-00000003.seg");
         assert_eq!(parse_segment_file_name("journal-00000003.seg"), Some(3));
-        assert_eq!(parse_segment_file_name("journal-123456789.seg"), Some(123_456_789));
+        assert_eq!(
+            parse_segment_file_name("journal-123456789.seg"),
+            Some(123_456_789)
+        );
         assert_eq!(parse_segment_file_name("journal-3.seg"), None);
         assert_eq!(parse_segment_file_name("journal-00000003.seg.tmp"), None);
         assert_eq!(parse_segment_file_name("journal-0000000x.seg"), None);

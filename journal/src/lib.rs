@@ -66,12 +66,17 @@
 //! |---:|---:|---|---|
 //! | 0 | 3 | `body_len` | body bytes (24-bit); with byte 3 this is the *length word* |
 //! | 3 | 1 | `frame_type` | 1 = envelope, 2 = blob |
-//! | 4 | 4 | `crc` | CRC-32C over bytes `8..end`, then bytes `0..4` |
+//! | 4 | 4 | `crc` | CRC-32C of bytes `8..end`, register started at `!word` (see below) |
 //! | 8 | 8 | `seq` | journal sequence |
 //! | 16 | `body_len` | body | see below |
 //! | 16 + `body_len` | 0..7 | padding | zero, up to `end`, the next multiple of 8 |
 //!
 //! A frame's size is `end = align8(16 + body_len)`; the next frame starts at `end`.
+//! The CRC is CRC-32C (Castagnoli, reflected, polynomial `0x82F63B78`) of bytes `8..end`
+//! (sequence, body and padding) with the register initialised to the bitwise NOT of the
+//! length word instead of the usual `0xFFFF_FFFF`, and the usual final NOT: in terms of the
+//! `crc32c` crate, `crc32c_append(word, &frame[8..end])`. One pass thus covers the length
+//! word as well (a different word yields a different CRC for the same bytes).
 //! A zero length word marks the end of data (never written for a record: every type has a
 //! non-zero code). The word `0xFF00_0000` (type 255) *seals* the segment: the writer moved on
 //! to the next segment file; nothing follows it. A writer that reaches the end of a segment
@@ -153,6 +158,31 @@
 //! [`JournalReader::seek_seq`]`(covered_seq + 1)`. Once a snapshot covers old segments,
 //! [`JournalWriter::prune_before`] deletes or archives them.
 //!
+//! # Errors
+//!
+//! Everything returns [`JournalError`], whose variants name the file, segment, offset and
+//! sequence concerned. Which calls fail, and how:
+//!
+//! * [`JournalWriter::open`]: [`JournalError::Config`] (bad configuration, naming the field),
+//!   [`JournalError::Locked`] (another writer), the header and corruption errors listed under
+//!   "Recovery" (files untouched), I/O errors.
+//! * [`JournalWriter::append_envelope`] / [`append_blob`](JournalWriter::append_blob):
+//!   [`JournalError::RecordTooLarge`] (nothing written), I/O errors creating the next segment
+//!   at a roll (retried on the next append), [`JournalError::Poisoned`] after a failed sync.
+//! * [`JournalWriter::commit`] / [`sync`](JournalWriter::sync): `msync` errors, after which the
+//!   writer is poisoned (a failed `msync` may have dropped dirty pages: reopen to recover).
+//! * [`JournalReader::open`], [`recover`], [`Follower::open`]: as the writer's open;
+//!   [`JournalReader::seek_seq`] / [`get`](JournalReader::get):
+//!   [`JournalError::SeqOutOfRange`]; [`Follower::poll`]: [`JournalError::CorruptFrame`] for
+//!   a published frame that fails its checks, [`JournalError::SeqPruned`] when retention
+//!   removed the next segment under a follower that fell behind.
+//! * [`SnapshotStore`]: [`JournalError::BadSnapshot`] for a damaged file (skipped and reported
+//!   by [`SnapshotStore::load_latest`]), I/O errors.
+//!
+//! No input (file contents, sizes, names) makes this crate panic; internal invariants are
+//! checked with `assert!` (bounds of the mapped region) and `debug_assert!` (an envelope is
+//! valid before it is journaled).
+//!
 //! # Performance
 //!
 //! Page faults dominate the cost of appending through a map (a first-touch write fault on
@@ -173,7 +203,15 @@
 //! * Opening scans and CRC-checks the whole journal (see the recovery benchmark); there is
 //!   no persisted index.
 //! * Pages pre-faulted long before the writer reaches them (a very slow writer) may be
-//!   written back and write-protected again by the OS, costing a fault on the append path.
+//!   written back and write-protected again by the OS, costing a fault on the append path;
+//!   under `interval`/`sync` such pages may be written twice (zeros, then data).
+//! * A reader cannot tell a length word zeroed by corruption in the last segment from the
+//!   next frame a live writer is still writing, so [`JournalReader`] ends the data there;
+//!   recovery ([`recover`], [`JournalWriter::open`]) checks what follows and reports it.
+//! * A [`Follower`] must keep up with retention: a segment pruned before it got there is
+//!   [`JournalError::SeqPruned`].
+//! * Opening a writer also reads the unused rest of the active segment (to check it is
+//!   zero), which costs up to a segment's size of reads.
 #![deny(unsafe_code)]
 #![cfg_attr(
     test,

@@ -17,6 +17,8 @@ use crate::sys::PrefaultHandle;
 
 /// Pre-fault at most this much per step, so the helper re-reads the write position often.
 const PREFAULT_STEP: usize = 2 << 20;
+/// How far ahead of a writer that caught up the helper resumes.
+const CATCH_UP_LEAD: usize = 4 << 20;
 /// Helper sleep when there is nothing to do.
 const IDLE_PARK: Duration = Duration::from_micros(500);
 /// The writer publishes its position to the helper when it crosses a multiple of this.
@@ -65,7 +67,9 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave `State` inconsistent in a way that
         // matters (every field is a hint or is replaced whole): keep going.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -124,7 +128,9 @@ impl Maintainer {
     /// Tells the helper where the writer is (cheap: call on granule crossings only).
     #[inline]
     pub(crate) fn publish_offset(&self, offset: usize) {
-        self.shared.write_offset.store(offset as u64, Ordering::Relaxed);
+        self.shared
+            .write_offset
+            .store(offset as u64, Ordering::Relaxed);
     }
 
     /// Runs pending maintenance inline until nothing is left (manual mode).
@@ -151,7 +157,11 @@ impl Maintainer {
                 Spare::Ready(_) => {}
                 Spare::Creating => {
                     state.spare = Spare::Creating;
-                    state = self.shared.spare_done.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+                    state = self
+                        .shared
+                        .spare_done
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                 }
                 Spare::Failed(error) => {
                     tracing::warn!(%error, "the helper failed to prepare the next segment; retrying inline");
@@ -245,7 +255,9 @@ fn run_once(shared: &Shared) -> bool {
         if !state.prefault {
             return false;
         }
-        let Some(active) = state.active.clone() else { return false };
+        let Some(active) = state.active.clone() else {
+            return false;
+        };
         (
             state.generation,
             active,
@@ -257,10 +269,25 @@ fn run_once(shared: &Shared) -> bool {
     };
     let offset = shared.write_offset.load(Ordering::Relaxed) as usize;
     let target = offset.saturating_add(window);
-    let from = active_done.max(offset & !4095);
+    // Once the writer has caught up (the pages just ahead of it are not done), leave those
+    // to it and work further ahead: two threads faulting the same (large) folios serialise
+    // on the folio lock, while faulting different ranges proceeds in parallel. On a segment
+    // not yet touched, start at the writer.
+    let lead = (window / 4).min(CATCH_UP_LEAD);
+    let base = offset & !4095;
+    let from = if active_done == 0 {
+        base
+    } else {
+        active_done.max(base + lead)
+    };
     let active_len = active.len();
     let (handle, from, end, in_spare) = if from < active_len.min(target) {
-        (active, from, target.min(active_len).min(from + PREFAULT_STEP), false)
+        (
+            active,
+            from,
+            target.min(active_len).min(from + PREFAULT_STEP),
+            false,
+        )
     } else if let Some(spare) = spare
         && target > active_len
     {
@@ -268,7 +295,12 @@ fn run_once(shared: &Shared) -> bool {
         if spare_done >= spare_target {
             return false;
         }
-        (spare, spare_done, spare_target.min(spare_done + PREFAULT_STEP), true)
+        (
+            spare,
+            spare_done,
+            spare_target.min(spare_done + PREFAULT_STEP),
+            true,
+        )
     } else {
         return false;
     };

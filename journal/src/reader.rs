@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use aaiti_model::{Envelope, RecordError, UnixNanos};
 
 use crate::error::{JournalError, Result};
-use crate::format::{self, BLOB_HEADER_SIZE, FRAME_HEADER_SIZE, FrameMeta, SEGMENT_HEADER_SIZE, TYPE_ENVELOPE};
+use crate::format::{
+    self, BLOB_HEADER_SIZE, FRAME_HEADER_SIZE, FrameMeta, SEGMENT_HEADER_SIZE, TYPE_ENVELOPE,
+};
 use crate::scan::{self, RecoveryReport, ScanMode};
 use crate::sys::{ReadMap, Slot};
 
@@ -52,13 +54,19 @@ pub enum FrameBody<'a> {
 }
 
 impl<'a> Frame<'a> {
-    /// Builds a frame from verified frame bytes.
-    pub(crate) fn from_verified(segment: u64, offset: usize, meta_type: u8, bytes: &'a [u8], body_len: usize) -> Self {
+    /// `bytes` is the whole frame, already verified.
+    pub(crate) fn from_verified(
+        segment: u64,
+        offset: usize,
+        frame_type: u8,
+        bytes: &'a [u8],
+        body_len: usize,
+    ) -> Self {
         Self {
             seq: format::le_u64(bytes, 8),
             segment,
             offset: offset as u64,
-            frame_type: meta_type,
+            frame_type,
             body: &bytes[FRAME_HEADER_SIZE..FRAME_HEADER_SIZE + body_len],
         }
     }
@@ -171,7 +179,12 @@ impl JournalReader {
                     || offset - last.offset >= INDEX_EVERY_BYTES
             });
             if take {
-                index.push(IndexEntry { seq: meta.seq, segment, offset, max_ts_before: max_ts });
+                index.push(IndexEntry {
+                    seq: meta.seq,
+                    segment,
+                    offset,
+                    max_ts_before: max_ts,
+                });
             }
             max_ts = max_ts.max(meta.ts_recv);
         };
@@ -190,7 +203,12 @@ impl JournalReader {
                 map: s.file.map,
             })
             .collect();
-        Ok(Self { dir, segments, index, report: scan.report })
+        Ok(Self {
+            dir,
+            segments,
+            index,
+            report: scan.report,
+        })
     }
 
     /// What the scan found: counts, sequence range, a torn tail if any (not cut).
@@ -225,12 +243,19 @@ impl JournalReader {
 
     /// Segment files holding the records: `(index, path, first_seq, last_seq)`.
     pub fn segments(&self) -> impl Iterator<Item = (u64, &Path, u64, u64)> {
-        self.segments.iter().map(|s| (s.index, s.path.as_path(), s.first_seq, s.last_seq))
+        self.segments
+            .iter()
+            .map(|s| (s.index, s.path.as_path(), s.first_seq, s.last_seq))
     }
 
     /// Every record, in sequence order.
     pub fn iter(&self) -> Frames<'_> {
-        Frames { reader: self, segment: 0, offset: SEGMENT_HEADER_SIZE, next_seq: self.first_seq() }
+        Frames {
+            reader: self,
+            segment: 0,
+            offset: SEGMENT_HEADER_SIZE,
+            next_seq: self.first_seq(),
+        }
     }
 
     /// Records from `seq` on (`seq` may be `last_seq() + 1`: an empty iterator).
@@ -248,7 +273,12 @@ impl JournalReader {
         }
         let at = self.index.partition_point(|e| e.seq <= seq);
         let mut frames = match at.checked_sub(1).map(|i| self.index[i]) {
-            Some(entry) => Frames { reader: self, segment: entry.segment, offset: entry.offset, next_seq: entry.seq },
+            Some(entry) => Frames {
+                reader: self,
+                segment: entry.segment,
+                offset: entry.offset,
+                next_seq: entry.seq,
+            },
             None => self.iter(),
         };
         // Bounded by the index spacing.
@@ -262,11 +292,13 @@ impl JournalReader {
     ///
     /// [`JournalError::SeqOutOfRange`] if it is not in the journal.
     pub fn get(&self, seq: u64) -> Result<Frame<'_>> {
-        self.seek_seq(seq)?.next().ok_or(JournalError::SeqOutOfRange {
-            seq,
-            first: self.first_seq(),
-            last: self.last_seq(),
-        })
+        self.seek_seq(seq)?
+            .next()
+            .ok_or(JournalError::SeqOutOfRange {
+                seq,
+                first: self.first_seq(),
+                last: self.last_seq(),
+            })
     }
 
     /// Records from the first one whose `ts_recv >= ts`, in journal order.
@@ -280,7 +312,12 @@ impl JournalReader {
     pub fn seek_time(&self, ts: UnixNanos) -> Frames<'_> {
         let at = self.index.partition_point(|e| e.max_ts_before < ts.0);
         let mut frames = match at.checked_sub(1).map(|i| self.index[i]) {
-            Some(entry) => Frames { reader: self, segment: entry.segment, offset: entry.offset, next_seq: entry.seq },
+            Some(entry) => Frames {
+                reader: self,
+                segment: entry.segment,
+                offset: entry.offset,
+                next_seq: entry.seq,
+            },
             None => self.iter(),
         };
         loop {

@@ -1,8 +1,6 @@
 //! Scanning a journal directory: segment discovery, header and frame verification, torn-tail
 //! classification, and (for writers and [`recover`]) the repair that cuts a torn tail.
 
-#![allow(unsafe_code, reason = "reads unpublished bytes of a segment under the writer lock")]
-
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -11,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{JournalError, Result};
 use crate::format::{
-    self, FORMAT_VERSION, FrameFault, FrameMeta, HEADER_FIRST_SEQ_OFFSET, HeaderFault,
-    SEAL_WORD, SEGMENT_HEADER_SIZE, SegmentHeader,
+    self, FORMAT_VERSION, FrameFault, FrameMeta, HEADER_FIRST_SEQ_OFFSET, HeaderFault, SEAL_WORD,
+    SEGMENT_HEADER_SIZE, SegmentHeader,
 };
 use crate::sys::{self, ReadMap, Slot};
 
@@ -164,32 +162,51 @@ pub(crate) struct SegmentFile {
 
 impl SegmentFile {
     /// Opens and validates `path` as segment `index`; never modifies it.
+    #[allow(
+        unsafe_code,
+        reason = "maps the segment read-only (contract of `ReadMap::map`)"
+    )]
     pub(crate) fn open(index: u64, path: PathBuf) -> Result<Self> {
         let file = File::open(&path).map_err(|e| JournalError::io("open", &path, e))?;
-        let file_len = file.metadata().map_err(|e| JournalError::io("stat", &path, e))?.len();
+        let file_len = file
+            .metadata()
+            .map_err(|e| JournalError::io("stat", &path, e))?
+            .len();
         if file_len == 0 {
             return Err(JournalError::EmptyFile { path });
         }
         let mut head = [0u8; SEGMENT_HEADER_SIZE];
-        let want = head.len().min(usize::try_from(file_len).unwrap_or(usize::MAX));
+        let want = head
+            .len()
+            .min(usize::try_from(file_len).unwrap_or(usize::MAX));
         file.read_exact_at(&mut head[..want], 0)
             .map_err(|e| JournalError::io("read header", &path, e))?;
         let header = format::decode_header(&head[..want]).map_err(|fault| match fault {
-            HeaderFault::NotAJournal { found } => JournalError::NotAJournal { path: path.clone(), found },
-            HeaderFault::Truncated { len } => JournalError::TruncatedHeader { path: path.clone(), len },
+            HeaderFault::NotAJournal { found } => JournalError::NotAJournal {
+                path: path.clone(),
+                found,
+            },
+            HeaderFault::Truncated { len } => JournalError::TruncatedHeader {
+                path: path.clone(),
+                len,
+            },
             HeaderFault::Version { found } => JournalError::UnsupportedVersion {
                 path: path.clone(),
                 found,
                 supported: FORMAT_VERSION,
             },
-            HeaderFault::Corrupt { reason } => {
-                JournalError::BadHeader { path: path.clone(), reason: reason.into() }
-            }
+            HeaderFault::Corrupt { reason } => JournalError::BadHeader {
+                path: path.clone(),
+                reason: reason.into(),
+            },
         })?;
         if header.index != index {
             return Err(JournalError::BadHeader {
                 path,
-                reason: format!("header says segment {} but the file name says {index}", header.index),
+                reason: format!(
+                    "header says segment {} but the file name says {index}",
+                    header.index
+                ),
             });
         }
         if file_len > header.capacity {
@@ -207,9 +224,17 @@ impl SegmentFile {
         })?;
         // SAFETY: a journal segment, modified only through the publish protocol or by recovery
         // under the writer lock, and never truncated by this crate while mapped.
-        let map = unsafe { ReadMap::map(&file, map_len) }.map_err(|e| JournalError::io("mmap", &path, e))?;
+        let map = unsafe { ReadMap::map(&file, map_len) }
+            .map_err(|e| JournalError::io("mmap", &path, e))?;
         let first_seq = map.load_first_seq();
-        Ok(Self { index, path, header, file_len, map, first_seq })
+        Ok(Self {
+            index,
+            path,
+            header,
+            file_len,
+            map,
+            first_seq,
+        })
     }
 
     /// End of the region frames may occupy.
@@ -246,7 +271,11 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Listing> {
         let Some(name) = name.to_str() else { continue };
         if let Some(index) = format::parse_segment_file_name(name) {
             segments.push((index, entry.path()));
-        } else if name.strip_suffix(".tmp").and_then(format::parse_segment_file_name).is_some() {
+        } else if name
+            .strip_suffix(".tmp")
+            .and_then(format::parse_segment_file_name)
+            .is_some()
+        {
             temp_files.push(entry.path());
         }
     }
@@ -260,7 +289,10 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Listing> {
             });
         }
     }
-    Ok(Listing { segments, temp_files })
+    Ok(Listing {
+        segments,
+        temp_files,
+    })
 }
 
 /// How a segment's data ends.
@@ -306,19 +338,29 @@ pub(crate) fn scan_dir(
         for path in &listing.temp_files {
             fs::remove_file(path).map_err(|e| JournalError::io("remove", path, e))?;
             tracing::warn!(path = %path.display(), "removed a half-created journal segment");
-            report.repairs.push(Repair::RemovedTempFile { path: path.clone() });
+            report
+                .repairs
+                .push(Repair::RemovedTempFile { path: path.clone() });
         }
     }
     let mut files = Vec::with_capacity(listing.segments.len());
     for (index, path) in listing.segments {
         files.push(SegmentFile::open(index, path)?);
     }
-    check_spares_last(&files)?;
+    // A live writer starts segments in index order; re-reading `first_seq` from the last
+    // segment to the first (acquire loads) gives a consistent view: if a segment is seen
+    // started, every earlier one is too.
+    for file in files.iter_mut().rev() {
+        file.first_seq = file.map.load_first_seq();
+    }
+    check_spares_last(&files, mode)?;
     // The last segment with data: a bad frame there (or after it) may be a torn tail.
     let last_with_data = files.iter().rposition(|f| !f.is_spare() && f.has_data());
 
     let mut segments: Vec<ScannedSegment> = Vec::with_capacity(files.len());
-    let mut expected = files.first().map_or(1, |f| if f.is_spare() { 1 } else { f.first_seq });
+    let mut expected = files
+        .first()
+        .map_or(1, |f| if f.is_spare() { 1 } else { f.first_seq });
     report.first_seq = expected;
     let mut torn: Option<TornTail> = None;
     for (pos, file) in files.into_iter().enumerate() {
@@ -390,8 +432,10 @@ pub(crate) fn scan_dir(
     Ok(Scan { segments, report })
 }
 
-/// Spares (segments never started) may only come after every started segment.
-fn check_spares_last(files: &[SegmentFile]) -> Result<()> {
+/// Spares (segments never started) may only come after every started segment, and (checked
+/// under the writer lock only: a live writer may start a spare and append to it while a
+/// reader looks) hold no data.
+fn check_spares_last(files: &[SegmentFile], mode: ScanMode) -> Result<()> {
     if let Some(first_spare) = files.iter().position(SegmentFile::is_spare)
         && let Some(later) = files[first_spare..].iter().find(|f| !f.is_spare())
     {
@@ -402,6 +446,9 @@ fn check_spares_last(files: &[SegmentFile]) -> Result<()> {
                 later.index, files[first_spare].index
             ),
         });
+    }
+    if mode == ScanMode::Read {
+        return Ok(());
     }
     if let Some(spare) = files.iter().find(|f| f.is_spare() && f.has_data()) {
         return Err(JournalError::BadHeader {
@@ -421,6 +468,10 @@ struct SegmentOutcome {
 
 /// Verifies the frames of one segment from `expected`; stops at the end of data or the first
 /// bad frame.
+#[allow(
+    unsafe_code,
+    reason = "reads the last bytes of a short file (see SAFETY)"
+)]
 fn scan_segment(
     file: &SegmentFile,
     pos: usize,
@@ -441,26 +492,39 @@ fn scan_segment(
                 if rest.iter().all(|&b| b == 0) {
                     (End::Clean, None)
                 } else {
-                    (End::Torn, Some(FrameFault::PartialWord { available: available as u64 }))
+                    (
+                        End::Torn,
+                        Some(FrameFault::PartialWord {
+                            available: available as u64,
+                        }),
+                    )
                 }
             }
             Slot::Bad { fault } => (End::Torn, Some(fault)),
-            Slot::Frame { word, info, bytes } => match format::verify_frame(bytes, word, info, expected) {
-                Ok(meta) => {
-                    on_frame(pos, off, &meta);
-                    off += info.frame_len;
-                    expected += 1;
-                    continue;
+            Slot::Frame { word, info, bytes } => {
+                match format::verify_frame(bytes, word, info, expected) {
+                    Ok(meta) => {
+                        on_frame(pos, off, &meta);
+                        off += info.frame_len;
+                        expected += 1;
+                        continue;
+                    }
+                    Err(fault) => (End::Torn, Some(fault)),
                 }
-                Err(fault) => (End::Torn, Some(fault)),
-            },
+            }
         };
-        return SegmentOutcome { frames: expected - first, end: off, end_kind, bad };
+        return SegmentOutcome {
+            frames: expected - first,
+            end: off,
+            end_kind,
+            bad,
+        };
     }
 }
 
 /// A bad frame in the segment holding the last data: a torn tail unless a valid frame
 /// follows it (then a hard error).
+#[allow(unsafe_code, reason = "reads past a torn frame (see SAFETY)")]
 fn classify_tail(segment: &ScannedSegment, seq: u64, fault: FrameFault) -> Result<TornTail> {
     let file = &segment.file;
     // SAFETY: a bad frame is never published by a live writer (it publishes whole frames and
@@ -490,6 +554,10 @@ fn classify_tail(segment: &ScannedSegment, seq: u64, fault: FrameFault) -> Resul
 /// Repair mode, last segment with clean data: anything non-zero after the end of data is a
 /// torn tail (stray bytes of an unfinished frame) or, if it holds a valid frame, corruption.
 /// A seal followed by stray bytes is cut with them (the writer then continues there).
+#[allow(
+    unsafe_code,
+    reason = "reads past the end of data under the writer lock"
+)]
 fn check_after_end(segment: &ScannedSegment, seq: u64) -> Result<Option<TornTail>> {
     let file = &segment.file;
     let from = match segment.end_kind {
@@ -502,7 +570,9 @@ fn check_after_end(segment: &ScannedSegment, seq: u64) -> Result<Option<TornTail
     let Some(first) = first_nonzero(&bytes[from..]) else {
         return Ok(None);
     };
-    let fault = FrameFault::DataAfterEnd { first_nonzero: (from + first) as u64 };
+    let fault = FrameFault::DataAfterEnd {
+        first_nonzero: (from + first) as u64,
+    };
     if let Some(next_valid) = find_valid_frame(bytes, segment.end) {
         return Err(JournalError::CorruptFrame {
             path: file.path.clone(),
@@ -592,7 +662,11 @@ fn repair(
             fault = %torn.fault,
             "cut a torn tail from the journal"
         );
-        report.repairs.push(Repair::CutTornTail { path, offset: torn.offset, bytes: torn.bytes });
+        report.repairs.push(Repair::CutTornTail {
+            path,
+            offset: torn.offset,
+            bytes: torn.bytes,
+        });
     }
     // A started segment without records is legitimate only right after a sealed (or full)
     // segment it continues: the writer rolled and crashed before its first record. Any other
@@ -651,7 +725,10 @@ fn repair(
 }
 
 fn open_for_repair(path: &Path) -> Result<File> {
-    OpenOptions::new().write(true).open(path).map_err(|e| JournalError::io("open for repair", path, e))
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| JournalError::io("open for repair", path, e))
 }
 
 /// Writes `len` zero bytes at `offset`.
@@ -678,7 +755,11 @@ mod tests {
             buf.fill(0);
             buf[at] = 1;
             assert_eq!(first_nonzero(&buf), Some(at), "at {at}");
-            assert_eq!(first_nonzero(&buf[1..]), at.checked_sub(1), "at {at} unaligned");
+            assert_eq!(
+                first_nonzero(&buf[1..]),
+                at.checked_sub(1),
+                "at {at} unaligned"
+            );
             assert_eq!(nonzero_extent(&buf), at + 1);
         }
     }

@@ -1,7 +1,5 @@
 //! Creating (or re-opening) the segment files a writer appends to.
 
-#![allow(unsafe_code, reason = "maps segment files writable under the writer lock")]
-
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -69,7 +67,11 @@ pub(crate) fn prepare(dir: &Path, index: u64, capacity: u64) -> Result<WritableS
 
 /// Opens an existing segment for appending after `published_end` (recovery verified
 /// everything before it and that everything after it is zero).
-pub(crate) fn open_writable(index: u64, path: PathBuf, published_end: usize) -> Result<WritableSegment> {
+pub(crate) fn open_writable(
+    index: u64,
+    path: PathBuf,
+    published_end: usize,
+) -> Result<WritableSegment> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -78,9 +80,24 @@ pub(crate) fn open_writable(index: u64, path: PathBuf, published_end: usize) -> 
     map_writable(index, path, file, published_end)
 }
 
-fn map_writable(index: u64, path: PathBuf, file: File, published_end: usize) -> Result<WritableSegment> {
+#[allow(
+    unsafe_code,
+    reason = "maps a segment writable (contract of `WriteMap::map`)"
+)]
+fn map_writable(
+    index: u64,
+    path: PathBuf,
+    file: File,
+    published_end: usize,
+) -> Result<WritableSegment> {
     // SAFETY: only the writer holding the journal lock (or its helper, on the writer's behalf)
     // calls this, once per segment file; `published_end` comes from recovery's scan.
-    let map = unsafe { WriteMap::map(&file, published_end) }.map_err(|e| JournalError::io("mmap", &path, e))?;
-    Ok(WritableSegment { index, path, map, _file: file })
+    let map = unsafe { WriteMap::map(&file, published_end) }
+        .map_err(|e| JournalError::io("mmap", &path, e))?;
+    Ok(WritableSegment {
+        index,
+        path,
+        map,
+        _file: file,
+    })
 }

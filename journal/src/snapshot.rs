@@ -114,11 +114,16 @@ impl SnapshotStore {
     ///
     /// I/O errors reading the directory.
     pub fn list(&self) -> Result<Vec<(u64, PathBuf)>> {
-        let entries = fs::read_dir(&self.dir).map_err(|e| JournalError::io("read directory", &self.dir, e))?;
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| JournalError::io("read directory", &self.dir, e))?;
         let mut found = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| JournalError::io("read directory", &self.dir, e))?;
-            if let Some(seq) = entry.file_name().to_str().and_then(parse_snapshot_file_name) {
+            if let Some(seq) = entry
+                .file_name()
+                .to_str()
+                .and_then(parse_snapshot_file_name)
+            {
                 found.push((seq, entry.path()));
             }
         }
@@ -134,16 +139,24 @@ impl SnapshotStore {
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Snapshot> {
         let path = path.as_ref();
         let bytes = fs::read(path).map_err(|e| JournalError::io("read", path, e))?;
-        let bad = |reason: String| JournalError::BadSnapshot { path: path.to_path_buf(), reason };
+        let bad = |reason: String| JournalError::BadSnapshot {
+            path: path.to_path_buf(),
+            reason,
+        };
         if bytes.len() < SNAPSHOT_HEADER_SIZE {
-            return Err(bad(format!("truncated header ({} bytes, 40 needed)", bytes.len())));
+            return Err(bad(format!(
+                "truncated header ({} bytes, 40 needed)",
+                bytes.len()
+            )));
         }
         if bytes[..8] != SNAPSHOT_MAGIC {
             return Err(bad("not a snapshot (wrong magic)".into()));
         }
         let version = format::le_u32(&bytes, 8);
         if version != SNAPSHOT_VERSION {
-            return Err(bad(format!("format version {version}, this build reads {SNAPSHOT_VERSION}")));
+            return Err(bad(format!(
+                "format version {version}, this build reads {SNAPSHOT_VERSION}"
+            )));
         }
         if crc32c::crc32c(&bytes[..36]) != format::le_u32(&bytes, 36) {
             return Err(bad("header CRC mismatch".into()));
@@ -158,11 +171,20 @@ impl SnapshotStore {
         if crc32c::crc32c(state) != format::le_u32(&bytes, 32) {
             return Err(bad("state CRC mismatch".into()));
         }
-        let named = path.file_name().and_then(|n| n.to_str()).and_then(parse_snapshot_file_name);
+        let named = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_snapshot_file_name);
         if named.is_some_and(|seq| seq != covered_seq) {
-            return Err(bad(format!("file name disagrees with covered sequence {covered_seq}")));
+            return Err(bad(format!(
+                "file name disagrees with covered sequence {covered_seq}"
+            )));
         }
-        Ok(Snapshot { covered_seq, path: path.to_path_buf(), state: state.to_vec() })
+        Ok(Snapshot {
+            covered_seq,
+            path: path.to_path_buf(),
+            state: state.to_vec(),
+        })
     }
 
     /// The newest valid snapshot; corrupt newer ones are skipped and reported (never a
@@ -187,19 +209,30 @@ impl SnapshotStore {
         for (seq, path) in self.list()?.into_iter().rev() {
             if seq > max_seq {
                 let reason = format!("covers sequence {seq}, beyond the journal's last {max_seq}");
-                let error = JournalError::BadSnapshot { path: path.clone(), reason };
+                let error = JournalError::BadSnapshot {
+                    path: path.clone(),
+                    reason,
+                };
                 skipped.push(SkippedSnapshot { path, error });
                 continue;
             }
             match self.load(&path) {
-                Ok(snapshot) => return Ok(LatestSnapshot { snapshot: Some(snapshot), skipped }),
+                Ok(snapshot) => {
+                    return Ok(LatestSnapshot {
+                        snapshot: Some(snapshot),
+                        skipped,
+                    });
+                }
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "skipping a bad snapshot");
                     skipped.push(SkippedSnapshot { path, error });
                 }
             }
         }
-        Ok(LatestSnapshot { snapshot: None, skipped })
+        Ok(LatestSnapshot {
+            snapshot: None,
+            skipped,
+        })
     }
 
     /// Deletes snapshots older than the newest `keep` valid ones (`keep >= 1`; corrupt ones
@@ -221,7 +254,8 @@ impl SnapshotStore {
             }
         }
         if !deleted.is_empty() {
-            sys::sync_dir(&self.dir).map_err(|e| JournalError::io("fsync directory", &self.dir, e))?;
+            sys::sync_dir(&self.dir)
+                .map_err(|e| JournalError::io("fsync directory", &self.dir, e))?;
         }
         Ok(deleted)
     }

@@ -12,7 +12,10 @@
 //! again, so those shared slices never observe a write. Every access to a length word and to
 //! the header's `first_seq` is atomic; nothing else is ever read before its publication except
 //! by recovery, which holds the writer lock (no writer is running).
-#![allow(unsafe_code, reason = "memory maps and atomics on mapped memory; see each SAFETY note")]
+#![allow(
+    unsafe_code,
+    reason = "memory maps and atomics on mapped memory; see each SAFETY note"
+)]
 
 use std::fs::File;
 use std::io;
@@ -28,11 +31,16 @@ use crate::format::{self, FrameFault, HEADER_FIRST_SEQ_OFFSET, SEAL_WORD, WordIn
 /// Allocates `len` bytes of disk for `file` (extending it), so appends through a map never
 /// hit `ENOSPC`/`SIGBUS` and the file's size is final from the start.
 pub(crate) fn fallocate(file: &File, len: u64) -> io::Result<()> {
-    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: the descriptor is valid for the duration of the call (borrowed from `file`);
     // posix_fallocate has no memory-safety preconditions.
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
 }
 
 /// Makes a directory's entries (created, renamed, removed files) durable.
@@ -62,7 +70,10 @@ impl WriteMap {
         if published_end > raw.len() || !raw.as_ptr().addr().is_multiple_of(8) {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
-        Ok(Self { raw: Arc::new(raw), published_end })
+        Ok(Self {
+            raw: Arc::new(raw),
+            published_end,
+        })
     }
 
     /// Mapped length (the segment's capacity).
@@ -125,8 +136,9 @@ impl WriteMap {
     pub(crate) fn activate(&mut self, first_seq: u64) {
         // SAFETY: offset 56 is inside the 64-byte header, 8-aligned, mapped writable for the
         // life of `self.raw`; every access to `first_seq` is atomic.
-        let field =
-            unsafe { AtomicU64::from_ptr(self.raw.as_mut_ptr().add(HEADER_FIRST_SEQ_OFFSET).cast()) };
+        let field = unsafe {
+            AtomicU64::from_ptr(self.raw.as_mut_ptr().add(HEADER_FIRST_SEQ_OFFSET).cast())
+        };
         field.store(first_seq, Ordering::Release);
     }
 
@@ -168,7 +180,11 @@ pub(crate) enum Slot<'a> {
     /// Fewer than 4 bytes remain before `limit`.
     Partial { available: usize },
     /// A published frame that fits before `limit` (not yet verified).
-    Frame { word: u32, info: WordInfo, bytes: &'a [u8] },
+    Frame {
+        word: u32,
+        info: WordInfo,
+        bytes: &'a [u8],
+    },
     /// The length word is invalid or announces a frame running past `limit`.
     Bad { fault: FrameFault },
 }
@@ -220,7 +236,13 @@ impl ReadMap {
         // SAFETY: in bounds (asserted), 8-aligned, mapped for the life of `self.raw`;
         // `first_seq` is only ever accessed atomically. Relaxed, as for `load_word`.
         let first_seq = unsafe {
-            AtomicU64::from_ptr(self.raw.as_ptr().add(HEADER_FIRST_SEQ_OFFSET).cast_mut().cast())
+            AtomicU64::from_ptr(
+                self.raw
+                    .as_ptr()
+                    .add(HEADER_FIRST_SEQ_OFFSET)
+                    .cast_mut()
+                    .cast(),
+            )
         }
         .load(Ordering::Relaxed);
         if first_seq != 0 {
@@ -238,7 +260,9 @@ impl ReadMap {
             return Slot::Partial { available: 0 };
         }
         if limit - off < 4 {
-            return Slot::Partial { available: limit - off };
+            return Slot::Partial {
+                available: limit - off,
+            };
         }
         let word = self.load_word(off);
         if word == 0 {
@@ -262,7 +286,8 @@ impl ReadMap {
         // non-zero length word was loaded with acquire semantics above, so the writer's
         // Release store published every byte of this frame, and published bytes are never
         // written again (protocol); the slice lives no longer than the map.
-        let bytes = unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(off), info.frame_len) };
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(off), info.frame_len) };
         Slot::Frame { word, info, bytes }
     }
 

@@ -1,9 +1,16 @@
 //! Write, reopen, read back: byte-identical, contiguous sequences, across segment rolls.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 mod util;
 
-use aaiti_journal::{Durability, JournalConfig, JournalError, JournalReader, JournalWriter, Maintenance};
+use aaiti_journal::{
+    Durability, JournalConfig, JournalError, JournalReader, JournalWriter, Maintenance,
+};
 use aaiti_model::UnixNanos;
 use util::{Rec, TempDir, append, assert_frame, record, small_config};
 
@@ -27,7 +34,10 @@ fn round_trip(config: JournalConfig, n: u64) {
     drop(writer);
 
     let reader = JournalReader::open(&dir).unwrap();
-    assert_eq!((reader.first_seq(), reader.last_seq(), reader.len()), (1, n, n));
+    assert_eq!(
+        (reader.first_seq(), reader.last_seq(), reader.len()),
+        (1, n, n)
+    );
     assert!(reader.report().torn_tail.is_none());
     assert_eq!(reader.segments().count() as u64, rolls + 1);
     let mut count = 0;
@@ -47,7 +57,11 @@ fn round_trip(config: JournalConfig, n: u64) {
 
     // Reopening the writer continues after the last record.
     let mut writer = JournalWriter::open(&dir, config).unwrap();
-    assert!(writer.recovery_report().repairs.is_empty(), "{:?}", writer.recovery_report());
+    assert!(
+        writer.recovery_report().repairs.is_empty(),
+        "{:?}",
+        writer.recovery_report()
+    );
     assert_eq!(writer.next_seq(), n + 1);
     let extra = record(n);
     assert_eq!(append(&mut writer, &extra), n + 1);
@@ -65,15 +79,31 @@ fn round_trip_background_maintenance() {
 
 #[test]
 fn round_trip_manual_maintenance_without_prefault() {
-    round_trip(JournalConfig { maintenance: Maintenance::Manual, prefault: false, ..small_config() }, 3000);
+    round_trip(
+        JournalConfig {
+            maintenance: Maintenance::Manual,
+            prefault: false,
+            ..small_config()
+        },
+        3000,
+    );
 }
 
 #[test]
 fn round_trip_sync_and_interval() {
-    round_trip(JournalConfig { durability: Durability::Sync, ..small_config() }, 1500);
     round_trip(
-        JournalConfig { durability: Durability::Interval { ms: 1, records: 50 }, ..small_config() },
-        1500,
+        JournalConfig {
+            durability: Durability::Sync,
+            ..small_config()
+        },
+        2500,
+    );
+    round_trip(
+        JournalConfig {
+            durability: Durability::Interval { ms: 1, records: 50 },
+            ..small_config()
+        },
+        2500,
     );
 }
 
@@ -104,26 +134,54 @@ fn blobs_of_every_size_round_trip_and_oversized_ones_are_refused() {
     let mut expected = Vec::new();
     for len in 0..200usize {
         let data: Vec<u8> = (0..len).map(|j| (j * 7 + len) as u8).collect();
-        let seq = writer.append_blob(len as u16, UnixNanos(len as u64), &data).unwrap();
+        let seq = writer
+            .append_blob(len as u16, UnixNanos(len as u64), &data)
+            .unwrap();
         expected.push((seq, len, data));
     }
     // In place: the closure writes straight into the map.
-    let seq = writer.append_blob_with(9, UnixNanos(5), 12, |out| out.copy_from_slice(b"8=FIX.4.4|35")).unwrap();
+    let seq = writer
+        .append_blob_with(9, UnixNanos(5), 12, |out| {
+            out.copy_from_slice(b"8=FIX.4.4|35")
+        })
+        .unwrap();
     // The largest blob a 64 KiB segment holds, and one byte more.
     let max = 64 * 1024 - 64 - 16 - 16;
-    let big = writer.append_blob(1, UnixNanos(1), &vec![0xAB; max]).unwrap();
+    let big = writer
+        .append_blob(1, UnixNanos(1), &vec![0xAB; max])
+        .unwrap();
     match writer.append_blob(1, UnixNanos(1), &vec![0xAB; max + 1]) {
-        Err(JournalError::RecordTooLarge { len, max: m }) => assert_eq!((len, m), (max + 17, max + 16)),
+        Err(JournalError::RecordTooLarge { len, max: m }) => {
+            assert_eq!((len, m), (max + 17, max + 16))
+        }
         other => panic!("expected RecordTooLarge, got {other:?}"),
     }
     drop(writer);
     let reader = JournalReader::open(tmp.journal()).unwrap();
     for (seq, len, data) in &expected {
         let frame = reader.get(*seq).unwrap();
-        assert_frame(&frame, &Rec::Blob { kind: *len as u16, ts: *len as u64, data: data.clone() });
+        assert_frame(
+            &frame,
+            &Rec::Blob {
+                kind: *len as u16,
+                ts: *len as u64,
+                data: data.clone(),
+            },
+        );
     }
-    assert_frame(&reader.get(seq).unwrap(), &Rec::Blob { kind: 9, ts: 5, data: b"8=FIX.4.4|35".to_vec() });
-    assert_eq!(reader.get(big).unwrap().offset(), 64, "a segment-sized blob starts a fresh segment");
+    assert_frame(
+        &reader.get(seq).unwrap(),
+        &Rec::Blob {
+            kind: 9,
+            ts: 5,
+            data: b"8=FIX.4.4|35".to_vec(),
+        },
+    );
+    assert_eq!(
+        reader.get(big).unwrap().offset(),
+        64,
+        "a segment-sized blob starts a fresh segment"
+    );
     assert_eq!(reader.last_seq(), big);
 }
 
@@ -135,7 +193,10 @@ fn a_second_writer_is_refused() {
         Err(JournalError::Locked { path }) => assert!(path.ends_with("journal.lock")),
         other => panic!("expected Locked, got {other:?}"),
     }
-    assert!(matches!(aaiti_journal::recover(tmp.journal()), Err(JournalError::Locked { .. })));
+    assert!(matches!(
+        aaiti_journal::recover(tmp.journal()),
+        Err(JournalError::Locked { .. })
+    ));
 }
 
 #[test]

@@ -471,10 +471,11 @@ fn parse_short_words<const NEG: bool>(
     })
 }
 
-/// The SWAR parser for texts of any length (used for those over 16 bytes): digit runs are
-/// scanned and converted eight bytes at a time. `None` means "not the common case": the
-/// caller then runs the reference parser, which produces the error (or handles the rare
-/// valid input, such as more than 19 integer digits with leading zeros).
+/// The SWAR parser for texts of any length, used for what [`parse_short`] does not take
+/// (over 16 bytes, 8 or more integer digits, more than 8 fraction digits): digit runs are
+/// scanned and converted eight bytes at a time. `None`: the caller then runs the reference
+/// parser, which produces the error (or handles the rare valid input, such as more than 19
+/// integer digits with leading zeros).
 #[inline]
 fn parse_long(text: &[u8], scale: Scale) -> Option<i64> {
     let len = text.len();

@@ -93,7 +93,10 @@ impl ClientOrderId {
             return Err(ClientOrderIdError::TooLong { len: bytes.len() });
         }
         if let Some(position) = bytes.iter().position(|b| !(0x21..=0x7e).contains(b)) {
-            return Err(ClientOrderIdError::InvalidByte { byte: bytes[position], position });
+            return Err(ClientOrderIdError::InvalidByte {
+                byte: bytes[position],
+                position,
+            });
         }
         let mut id = Self::NONE;
         id.0[..bytes.len()].copy_from_slice(bytes);
@@ -102,7 +105,11 @@ impl ClientOrderId {
 
     /// The id's bytes without padding.
     pub fn as_bytes(&self) -> &[u8] {
-        let len = self.0.iter().position(|&b| b == 0).unwrap_or(Self::CAPACITY);
+        let len = self
+            .0
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(Self::CAPACITY);
         &self.0[..len]
     }
 
@@ -144,10 +151,16 @@ mod tests {
         let id = ClientOrderId::new(b"ORD-1700000000-42").unwrap();
         assert_eq!(id.as_str(), "ORD-1700000000-42");
         assert_eq!(ClientOrderId::new(b""), Err(ClientOrderIdError::Empty));
-        assert_eq!(ClientOrderId::new(&[b'a'; 41]), Err(ClientOrderIdError::TooLong { len: 41 }));
+        assert_eq!(
+            ClientOrderId::new(&[b'a'; 41]),
+            Err(ClientOrderIdError::TooLong { len: 41 })
+        );
         assert_eq!(
             ClientOrderId::new(b"a b"),
-            Err(ClientOrderIdError::InvalidByte { byte: b' ', position: 1 })
+            Err(ClientOrderIdError::InvalidByte {
+                byte: b' ',
+                position: 1
+            })
         );
         let full = ClientOrderId::new(&[b'z'; 40]).unwrap();
         assert_eq!(full.as_bytes().len(), 40);

@@ -127,7 +127,9 @@ pub enum InstrumentError {
         key: &'static str,
     },
     /// The same (venue, symbol) appears twice.
-    #[error("instruments[{index}]: {venue}:{symbol} is listed twice (first at instruments[{first}])")]
+    #[error(
+        "instruments[{index}]: {venue}:{symbol} is listed twice (first at instruments[{first}])"
+    )]
     Duplicate {
         /// Position of the repeat.
         index: usize,
@@ -161,7 +163,10 @@ impl InstrumentRegistry {
     /// first appearance.
     pub fn from_specs(specs: &[InstrumentSpec]) -> Result<Self, InstrumentError> {
         if specs.len() > u32::MAX as usize {
-            return Err(InstrumentError::TooMany { what: "instruments", max: u32::MAX as usize });
+            return Err(InstrumentError::TooMany {
+                what: "instruments",
+                max: u32::MAX as usize,
+            });
         }
         let mut registry = Self::default();
         for (index, spec) in specs.iter().enumerate() {
@@ -181,7 +186,11 @@ impl InstrumentRegistry {
         Ok(registry)
     }
 
-    fn parse_one(&mut self, index: usize, spec: &InstrumentSpec) -> Result<Instrument, InstrumentError> {
+    fn parse_one(
+        &mut self,
+        index: usize,
+        spec: &InstrumentSpec,
+    ) -> Result<Instrument, InstrumentError> {
         for (key, text) in [
             ("venue", &spec.venue),
             ("symbol", &spec.symbol),
@@ -203,13 +212,14 @@ impl InstrumentRegistry {
         };
         let price_scale = scale("price_scale", spec.price_scale)?;
         let qty_scale = scale("qty_scale", spec.qty_scale)?;
-        let bad = |key: &'static str, value: &String, source: FixedError| InstrumentError::BadValue {
-            index,
-            symbol: symbol(),
-            key,
-            value: value.clone(),
-            source,
-        };
+        let bad =
+            |key: &'static str, value: &String, source: FixedError| InstrumentError::BadValue {
+                index,
+                symbol: symbol(),
+                key,
+                value: value.clone(),
+                source,
+            };
         let tick_size = Price::parse_str(&spec.tick_size, price_scale)
             .map_err(|e| bad("tick_size", &spec.tick_size, e))?;
         let lot_size = Qty::parse_str(&spec.lot_size, qty_scale)
@@ -218,11 +228,19 @@ impl InstrumentRegistry {
             .map_err(|e| bad("min_notional", &spec.min_notional, e))?;
         for (key, positive) in [("tick_size", tick_size.0 > 0), ("lot_size", lot_size.0 > 0)] {
             if !positive {
-                return Err(InstrumentError::NotPositive { index, symbol: symbol(), key });
+                return Err(InstrumentError::NotPositive {
+                    index,
+                    symbol: symbol(),
+                    key,
+                });
             }
         }
         if min_notional.0 < 0 {
-            return Err(InstrumentError::NotPositive { index, symbol: symbol(), key: "min_notional" });
+            return Err(InstrumentError::NotPositive {
+                index,
+                symbol: symbol(),
+                key: "min_notional",
+            });
         }
         let venue = self.intern_venue(&spec.venue)?;
         Ok(Instrument {
@@ -244,7 +262,10 @@ impl InstrumentRegistry {
             return Ok(VenueId(position as u16));
         }
         if self.venues.len() >= usize::from(u16::MAX) {
-            return Err(InstrumentError::TooMany { what: "venues", max: usize::from(u16::MAX) });
+            return Err(InstrumentError::TooMany {
+                what: "venues",
+                max: usize::from(u16::MAX),
+            });
         }
         self.venues.push(name.to_owned());
         Ok(VenueId((self.venues.len() - 1) as u16))
@@ -258,12 +279,17 @@ impl InstrumentRegistry {
 
     /// Looks up a venue's symbol (an edge operation: feeds resolve symbols once).
     pub fn find(&self, venue: VenueId, symbol: &str) -> Option<InstrumentId> {
-        self.by_venue_symbol.get(&(venue, symbol.to_owned())).copied()
+        self.by_venue_symbol
+            .get(&(venue, symbol.to_owned()))
+            .copied()
     }
 
     /// The id of a venue by name.
     pub fn venue_id(&self, name: &str) -> Option<VenueId> {
-        self.venues.iter().position(|v| v == name).map(|p| VenueId(p as u16))
+        self.venues
+            .iter()
+            .position(|v| v == name)
+            .map(|p| VenueId(p as u16))
     }
 
     /// The name of a venue.
@@ -333,25 +359,48 @@ mod tests {
         let mut bad = spec("binance", "BTCUSDT");
         bad.tick_size = "0.001".into();
         let error = InstrumentRegistry::from_specs(&[bad]).unwrap_err();
-        assert!(matches!(error, InstrumentError::BadValue { key: "tick_size", .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                InstrumentError::BadValue {
+                    key: "tick_size",
+                    ..
+                }
+            ),
+            "{error}"
+        );
         assert!(error.to_string().contains("BTCUSDT"));
 
         let mut zero = spec("binance", "BTCUSDT");
         zero.lot_size = "0".into();
         assert!(matches!(
             InstrumentRegistry::from_specs(&[zero]),
-            Err(InstrumentError::NotPositive { key: "lot_size", .. })
+            Err(InstrumentError::NotPositive {
+                key: "lot_size",
+                ..
+            })
         ));
 
         let mut scale = spec("binance", "BTCUSDT");
         scale.qty_scale = 19;
         assert!(matches!(
             InstrumentRegistry::from_specs(&[scale]),
-            Err(InstrumentError::BadScale { key: "qty_scale", places: 19, .. })
+            Err(InstrumentError::BadScale {
+                key: "qty_scale",
+                places: 19,
+                ..
+            })
         ));
 
         let duplicate = InstrumentRegistry::from_specs(&[spec("k", "X"), spec("k", "X")]);
-        assert!(matches!(duplicate, Err(InstrumentError::Duplicate { index: 1, first: 0, .. })));
+        assert!(matches!(
+            duplicate,
+            Err(InstrumentError::Duplicate {
+                index: 1,
+                first: 0,
+                ..
+            })
+        ));
 
         let mut empty = spec("binance", "BTCUSDT");
         empty.quote = " ".into();

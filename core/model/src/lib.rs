@@ -34,13 +34,18 @@ pub mod order;
 pub mod records;
 pub mod time;
 
-pub use fixed::{FixedError, Price, Qty, Scale};
-pub use ids::{AccountId, ClientOrderId, ClientOrderIdError, InstrumentId, OrderId, StreamId, VenueId};
+pub use fixed::{
+    FixedDisplay, FixedError, Price, Qty, Scale, notional, notional_at, parse_fixed, rescale,
+    write_fixed,
+};
+pub use ids::{
+    AccountId, ClientOrderId, ClientOrderIdError, InstrumentId, OrderId, StreamId, VenueId,
+};
 pub use instrument::{Instrument, InstrumentError, InstrumentRegistry, InstrumentSpec};
 pub use order::{OrderFlags, OrderType, Side, TimeInForce};
 pub use records::{
-    BookAction, BookDelta, Control, ControlAction, Envelope, OrderAction, OrderCommand,
-    OrderEvent, OrderEventKind, Record, RecordError, RecordHeader, RecordKind, RejectReason,
-    RiskEvent, RiskEventKind, Signal, TopOfBook, Trade,
+    BookAction, BookCheck, BookDelta, ChecksumMethod, Control, ControlAction, Envelope, FeedEvent,
+    FeedEventKind, OrderAction, OrderCommand, OrderEvent, OrderEventKind, Record, RecordError,
+    RecordHeader, RecordKind, RejectReason, RiskEvent, RiskEventKind, Signal, TopOfBook, Trade,
 };
 pub use time::UnixNanos;

@@ -35,10 +35,13 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::{
     AccountId, ClientOrderId, InstrumentId, OrderFlags, OrderId, OrderType, Price, Qty, Side,
-    StreamId, TimeInForce, UnixNanos,
+    StreamId, TimeInForce, UnixNanos, VenueId,
 };
 
-const _: () = assert!(cfg!(target_endian = "little"), "AAITI's record format is little-endian");
+const _: () = assert!(
+    cfg!(target_endian = "little"),
+    "AAITI's record format is little-endian"
+);
 
 /// Size of the [`RecordHeader`] in bytes.
 pub const HEADER_SIZE: usize = 32;
@@ -76,7 +79,15 @@ impl RecordHeader {
 
     /// A header; `kind` and `payload_len` are filled in by [`Envelope::new`]/[`Envelope::set`].
     pub const fn new(stream: StreamId, seq: u64, ts_event: UnixNanos, ts_recv: UnixNanos) -> Self {
-        Self { seq, ts_event, ts_recv, kind: 0, stream, payload_len: 0, flags: 0 }
+        Self {
+            seq,
+            ts_event,
+            ts_recv,
+            kind: 0,
+            stream,
+            payload_len: 0,
+            flags: 0,
+        }
     }
 }
 
@@ -134,6 +145,10 @@ crate::order::wire_enum!(
         Trade = 2 => "trade",
         /// [`TopOfBook`].
         TopOfBook = 3 => "top_of_book",
+        /// [`FeedEvent`].
+        FeedEvent = 4 => "feed_event",
+        /// [`BookCheck`].
+        BookCheck = 5 => "book_check",
         /// [`OrderCommand`].
         OrderCommand = 10 => "order_command",
         /// [`OrderEvent`].
@@ -154,6 +169,8 @@ impl RecordKind {
             Self::BookDelta => size_of::<BookDelta>(),
             Self::Trade => size_of::<Trade>(),
             Self::TopOfBook => size_of::<TopOfBook>(),
+            Self::FeedEvent => size_of::<FeedEvent>(),
+            Self::BookCheck => size_of::<BookCheck>(),
             Self::OrderCommand => size_of::<OrderCommand>(),
             Self::OrderEvent => size_of::<OrderEvent>(),
             Self::RiskEvent => size_of::<RiskEvent>(),
@@ -252,17 +269,26 @@ impl Envelope {
     /// Reads an envelope back from [`Envelope::as_bytes`] output and validates it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
         if bytes.len() < HEADER_SIZE {
-            return Err(RecordError::Truncated { len: bytes.len(), needed: HEADER_SIZE });
+            return Err(RecordError::Truncated {
+                len: bytes.len(),
+                needed: HEADER_SIZE,
+            });
         }
         let mut envelope = Self::zeroed();
         let header: RecordHeader = bytemuck::pod_read_unaligned(&bytes[..HEADER_SIZE]);
         let len = usize::from(header.payload_len);
         if len > PAYLOAD_CAPACITY {
-            return Err(RecordError::Truncated { len: PAYLOAD_CAPACITY, needed: len });
+            return Err(RecordError::Truncated {
+                len: PAYLOAD_CAPACITY,
+                needed: len,
+            });
         }
         let needed = HEADER_SIZE + len;
         if bytes.len() < needed {
-            return Err(RecordError::Truncated { len: bytes.len(), needed });
+            return Err(RecordError::Truncated {
+                len: bytes.len(),
+                needed,
+            });
         }
         envelope.header = header;
         bytemuck::bytes_of_mut(&mut envelope.payload)[..len]
@@ -286,6 +312,8 @@ impl Envelope {
             RecordKind::BookDelta => self.validate_as::<BookDelta>(),
             RecordKind::Trade => self.validate_as::<Trade>(),
             RecordKind::TopOfBook => self.validate_as::<TopOfBook>(),
+            RecordKind::FeedEvent => self.validate_as::<FeedEvent>(),
+            RecordKind::BookCheck => self.validate_as::<BookCheck>(),
             RecordKind::OrderCommand => self.validate_as::<OrderCommand>(),
             RecordKind::OrderEvent => self.validate_as::<OrderEvent>(),
             RecordKind::RiskEvent => self.validate_as::<RiskEvent>(),
@@ -302,10 +330,18 @@ impl Envelope {
     }
 }
 
-fn check<T: TryFrom<u8>>(kind: RecordKind, field: &'static str, code: u8) -> Result<(), RecordError> {
+fn check<T: TryFrom<u8>>(
+    kind: RecordKind,
+    field: &'static str,
+    code: u8,
+) -> Result<(), RecordError> {
     T::try_from(code)
         .map(|_| ())
-        .map_err(|_| RecordError::BadField { kind, field, value: u64::from(code) })
+        .map_err(|_| RecordError::BadField {
+            kind,
+            field,
+            value: u64::from(code),
+        })
 }
 
 fn check_u16<T: TryFrom<u16>>(
@@ -315,7 +351,11 @@ fn check_u16<T: TryFrom<u16>>(
 ) -> Result<(), RecordError> {
     T::try_from(code)
         .map(|_| ())
-        .map_err(|_| RecordError::BadField { kind, field, value: u64::from(code) })
+        .map_err(|_| RecordError::BadField {
+            kind,
+            field,
+            value: u64::from(code),
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,6 +499,117 @@ impl Record for TopOfBook {
 
     fn validate(&self) -> Result<(), RecordError> {
         Ok(())
+    }
+}
+
+crate::order::wire_enum!(
+    /// What a [`FeedEvent`] reports about a feed or a book.
+    FeedEventKind: u16 {
+        /// The book is synchronised and may be traded on.
+        BookValid = 1 => "book_valid",
+        /// A sequence gap: the book is invalid until resynchronised.
+        Gap = 2 => "gap",
+        /// The venue's checksum disagrees with our book: invalid until resynchronised.
+        ChecksumMismatch = 3 => "checksum_mismatch",
+        /// A resynchronisation (new snapshot) was requested.
+        ResyncRequested = 4 => "resync_requested",
+        /// Best bid at or above best ask.
+        Crossed = 5 => "crossed",
+        /// No message for longer than the configured staleness limit.
+        Stale = 6 => "stale",
+        /// `ts_event` went backwards.
+        OutOfOrderTimestamp = 7 => "out_of_order_timestamp",
+        /// A price far outside the recent range.
+        OutlierPrice = 8 => "outlier_price",
+        /// A message was rejected (unparseable, unknown type or symbol, absurd value).
+        Rejected = 9 => "rejected",
+        /// A connection came up.
+        Connected = 10 => "connected",
+        /// A connection went down.
+        Disconnected = 11 => "disconnected",
+        /// Switched to the backup feed.
+        Failover = 12 => "failover",
+        /// Switched back to the primary feed.
+        Failback = 13 => "failback",
+    }
+);
+
+/// Feed and book health: synchronisation state changes and data-quality findings.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 4 | `instrument` (`u32::MAX`: the whole feed) |
+/// | 4 | 2 | `kind` ([`FeedEventKind`]) |
+/// | 6 | 2 | `venue` |
+/// | 8 | 8 | `venue_seq`: the venue sequence / update id concerned |
+/// | 16 | 8 | `expected`: e.g. the sequence expected after a gap, or a limit |
+/// | 24 | 8 | `value`: e.g. the price found, a reject reason code, an age in ns |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct FeedEvent {
+    /// Instrument, or `u32::MAX` for the whole feed.
+    pub instrument: InstrumentId,
+    /// [`FeedEventKind`] code.
+    pub kind: u16,
+    /// Venue.
+    pub venue: VenueId,
+    /// Venue sequence concerned.
+    pub venue_seq: u64,
+    /// Expected value or limit.
+    pub expected: u64,
+    /// Observed value.
+    pub value: i64,
+}
+
+impl Record for FeedEvent {
+    const KIND: RecordKind = RecordKind::FeedEvent;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        check_u16::<FeedEventKind>(Self::KIND, "kind", self.kind)
+    }
+}
+
+crate::order::wire_enum!(
+    /// How a venue computes a [`BookCheck`] checksum.
+    ChecksumMethod: u8 {
+        /// Kraken WebSocket v1 and v2: CRC32 (IEEE) of the top 10 asks then top 10 bids, each
+        /// level's price and quantity as digits without the decimal point or leading zeros.
+        KrakenCrc32 = 1 => "kraken_crc32",
+    }
+);
+
+/// A venue's checksum of its book, to verify against ours after the preceding deltas.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 4 | `instrument` |
+/// | 4 | 4 | `checksum` |
+/// | 8 | 1 | `method` ([`ChecksumMethod`]) |
+/// | 9 | 1 | `depth`: levels per side covered |
+/// | 10 | 6 | padding (0) |
+/// | 16 | 8 | `venue_seq` |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct BookCheck {
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// The venue's checksum.
+    pub checksum: u32,
+    /// [`ChecksumMethod`] code.
+    pub method: u8,
+    /// Levels per side.
+    pub depth: u8,
+    /// Padding.
+    pub _pad: [u8; 6],
+    /// Venue sequence of the update it follows.
+    pub venue_seq: u64,
+}
+
+impl Record for BookCheck {
+    const KIND: RecordKind = RecordKind::BookCheck;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        check::<ChecksumMethod>(Self::KIND, "method", self.method)
     }
 }
 
@@ -960,7 +1111,12 @@ impl Control {
 
     /// A control record with no text.
     pub fn new(action: ControlAction, account: AccountId, arg: u64) -> Self {
-        Self { action: action.code(), account, arg, ..Self::zeroed() }
+        Self {
+            action: action.code(),
+            account,
+            arg,
+            ..Self::zeroed()
+        }
     }
 
     /// Typed action.
@@ -982,6 +1138,8 @@ const _: () = {
     assert!(size_of::<BookDelta>() == 32);
     assert!(size_of::<Trade>() == 32);
     assert!(size_of::<TopOfBook>() == 48);
+    assert!(size_of::<FeedEvent>() == 32);
+    assert!(size_of::<BookCheck>() == 24);
     assert!(size_of::<OrderCommand>() == 136);
     assert!(size_of::<OrderEvent>() == 128);
     assert!(size_of::<RiskEvent>() == 40);

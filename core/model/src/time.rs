@@ -45,7 +45,10 @@ mod tests {
 
     #[test]
     fn conversions_saturate() {
-        assert_eq!(UnixNanos::from_millis(1_723_161_253_000).0, 1_723_161_253_000_000_000);
+        assert_eq!(
+            UnixNanos::from_millis(1_723_161_253_000).0,
+            1_723_161_253_000_000_000
+        );
         assert_eq!(UnixNanos::from_millis(u64::MAX).0, u64::MAX);
         assert_eq!(UnixNanos(5).saturating_since(UnixNanos(9)), 0);
         assert_eq!(UnixNanos(9).saturating_since(UnixNanos(5)), 4);

@@ -1,17 +1,24 @@
 //! Record layout and envelope behaviour through the public API: byte offsets as documented,
 //! round trips through the journal's byte form, and rejection of bytes that are not a valid
 //! record.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use aaiti_model::records::{ENVELOPE_SIZE, HEADER_SIZE, PAYLOAD_CAPACITY};
 use aaiti_model::{
-    AccountId, BookAction, BookDelta, ClientOrderId, Control, ControlAction, Envelope,
-    InstrumentId, OrderAction, OrderCommand, OrderEvent, OrderEventKind, OrderFlags, OrderId,
-    OrderType, Price, Qty, Record, RecordError, RecordHeader, RecordKind, RejectReason,
-    RiskEvent, RiskEventKind, Side, Signal, StreamId, TimeInForce, TopOfBook, Trade, UnixNanos,
+    AccountId, BookAction, BookCheck, BookDelta, ChecksumMethod, ClientOrderId, Control,
+    ControlAction, Envelope, FeedEvent, FeedEventKind, InstrumentId, OrderAction, OrderCommand,
+    OrderEvent, OrderEventKind, OrderFlags, OrderId, OrderType, Price, Qty, Record, RecordError,
+    RecordHeader, RecordKind, RejectReason, RiskEvent, RiskEventKind, Side, Signal, StreamId,
+    TimeInForce, TopOfBook, Trade, UnixNanos, VenueId,
 };
 
 fn header(seq: u64) -> RecordHeader {
-    RecordHeader::new(StreamId(7), seq, UnixNanos(1_723_161_253_000_000_000), UnixNanos(1_723_161_253_000_123_456))
+    RecordHeader::new(
+        StreamId(7),
+        seq,
+        UnixNanos(1_723_161_253_000_000_000),
+        UnixNanos(1_723_161_253_000_123_456),
+    )
 }
 
 fn order_command() -> OrderCommand {
@@ -36,69 +43,112 @@ fn order_command() -> OrderCommand {
 
 fn every_kind() -> Vec<Envelope> {
     vec![
-        Envelope::new(header(1), &BookDelta {
-            instrument: InstrumentId(1),
-            side: Side::Sell.code(),
-            action: BookAction::Set.code(),
-            flags: BookDelta::FLAG_LAST,
-            _pad: 0,
-            price: Price(6_173_764),
-            qty: Qty(12_345),
-            venue_seq: 51_245_334_567,
-        }),
-        Envelope::new(header(2), &Trade {
-            instrument: InstrumentId(1),
-            aggressor: Side::Buy.code(),
-            _pad: [0; 3],
-            price: Price(6_173_763),
-            qty: Qty(241),
-            trade_id: 3_734_567_111,
-        }),
-        Envelope::new(header(3), &TopOfBook {
-            instrument: InstrumentId(1),
-            _pad: 0,
-            bid_price: Price(6_173_763),
-            bid_qty: Qty(1),
-            ask_price: Price(6_173_764),
-            ask_qty: Qty(2),
-            venue_seq: 9,
-        }),
+        Envelope::new(
+            header(1),
+            &BookDelta {
+                instrument: InstrumentId(1),
+                side: Side::Sell.code(),
+                action: BookAction::Set.code(),
+                flags: BookDelta::FLAG_LAST,
+                _pad: 0,
+                price: Price(6_173_764),
+                qty: Qty(12_345),
+                venue_seq: 51_245_334_567,
+            },
+        ),
+        Envelope::new(
+            header(2),
+            &Trade {
+                instrument: InstrumentId(1),
+                aggressor: Side::Buy.code(),
+                _pad: [0; 3],
+                price: Price(6_173_763),
+                qty: Qty(241),
+                trade_id: 3_734_567_111,
+            },
+        ),
+        Envelope::new(
+            header(3),
+            &TopOfBook {
+                instrument: InstrumentId(1),
+                _pad: 0,
+                bid_price: Price(6_173_763),
+                bid_qty: Qty(1),
+                ask_price: Price(6_173_764),
+                ask_qty: Qty(2),
+                venue_seq: 9,
+            },
+        ),
         Envelope::new(header(4), &order_command()),
-        Envelope::new(header(5), &OrderEvent {
-            kind: OrderEventKind::PartiallyFilled.code(),
-            side: Side::Buy.code(),
-            liquidity: 2,
-            reject_reason: RejectReason::None.code(),
-            account: AccountId(3),
-            instrument: InstrumentId(1),
-            order_id: OrderId(42),
-            exec_id: 7,
-            last_qty: Qty(100),
-            cum_qty: Qty(100),
-            leaves_qty: Qty(140_900),
-            ..OrderEvent::default()
-        }),
-        Envelope::new(header(6), &RiskEvent {
-            kind: RiskEventKind::CheckRejected.code(),
-            reason: RejectReason::PriceBand.code(),
-            action: 0,
-            account: AccountId(3),
-            order_id: OrderId(42),
-            value: 700,
-            limit: 500,
-            ..RiskEvent::default()
-        }),
-        Envelope::new(header(7), &Signal {
-            model: 1,
-            model_version: 3,
-            instrument: InstrumentId(1),
-            horizon_ms: 1000,
-            prediction: 0.00012,
-            confidence: 0.7,
-            flags: Signal::FLAG_SHADOW,
-            feature_count: 16,
-        }),
-        Envelope::new(header(8), &Control::new(ControlAction::Halt, AccountId(3), 0)),
+        Envelope::new(
+            header(5),
+            &OrderEvent {
+                kind: OrderEventKind::PartiallyFilled.code(),
+                side: Side::Buy.code(),
+                liquidity: 2,
+                reject_reason: RejectReason::None.code(),
+                account: AccountId(3),
+                instrument: InstrumentId(1),
+                order_id: OrderId(42),
+                exec_id: 7,
+                last_qty: Qty(100),
+                cum_qty: Qty(100),
+                leaves_qty: Qty(140_900),
+                ..OrderEvent::default()
+            },
+        ),
+        Envelope::new(
+            header(6),
+            &RiskEvent {
+                kind: RiskEventKind::CheckRejected.code(),
+                reason: RejectReason::PriceBand.code(),
+                action: 0,
+                account: AccountId(3),
+                order_id: OrderId(42),
+                value: 700,
+                limit: 500,
+                ..RiskEvent::default()
+            },
+        ),
+        Envelope::new(
+            header(7),
+            &Signal {
+                model: 1,
+                model_version: 3,
+                instrument: InstrumentId(1),
+                horizon_ms: 1000,
+                prediction: 0.00012,
+                confidence: 0.7,
+                flags: Signal::FLAG_SHADOW,
+                feature_count: 16,
+            },
+        ),
+        Envelope::new(
+            header(8),
+            &Control::new(ControlAction::Halt, AccountId(3), 0),
+        ),
+        Envelope::new(
+            header(9),
+            &FeedEvent {
+                instrument: InstrumentId(1),
+                kind: FeedEventKind::Gap.code(),
+                venue: VenueId(0),
+                venue_seq: 51_245_334_567,
+                expected: 51_245_334_560,
+                value: 0,
+            },
+        ),
+        Envelope::new(
+            header(10),
+            &BookCheck {
+                instrument: InstrumentId(2),
+                checksum: 3_310_070_434,
+                method: ChecksumMethod::KrakenCrc32.code(),
+                depth: 10,
+                _pad: [0; 6],
+                venue_seq: 12,
+            },
+        ),
     ]
 }
 
@@ -158,16 +208,40 @@ fn every_kind_round_trips_through_bytes() {
 #[test]
 fn typed_payload_access_checks_the_kind() {
     let envelopes = every_kind();
-    assert_eq!(envelopes[1].payload::<Trade>().unwrap().trade_id, 3_734_567_111);
+    assert_eq!(
+        envelopes.len(),
+        RecordKind::ALL.len(),
+        "one envelope per kind"
+    );
+    assert_eq!(
+        envelopes[1].payload::<Trade>().unwrap().trade_id,
+        3_734_567_111
+    );
     assert!(envelopes[1].payload::<BookDelta>().is_none());
-    assert_eq!(envelopes[3].payload::<OrderCommand>().unwrap().client_order_id.as_str(), "8c1f0f2e-6a55-4e8b-9d6c-2d7f6f1a9b3e");
-    assert_eq!(envelopes[7].payload::<Control>().unwrap().action(), Some(ControlAction::Halt));
+    assert_eq!(
+        envelopes[3]
+            .payload::<OrderCommand>()
+            .unwrap()
+            .client_order_id
+            .as_str(),
+        "8c1f0f2e-6a55-4e8b-9d6c-2d7f6f1a9b3e"
+    );
+    assert_eq!(
+        envelopes[7].payload::<Control>().unwrap().action(),
+        Some(ControlAction::Halt)
+    );
 }
 
 #[test]
 fn set_overwrites_only_what_it_uses_and_copy_from_keeps_meaning() {
     let mut slot = Envelope::new(header(1), &order_command());
-    slot.set(header(2), &Trade { trade_id: 5, ..Trade::default() });
+    slot.set(
+        header(2),
+        &Trade {
+            trade_id: 5,
+            ..Trade::default()
+        },
+    );
     assert_eq!(slot.kind(), Ok(RecordKind::Trade));
     assert_eq!(slot.payload::<Trade>().unwrap().trade_id, 5);
     assert_eq!(slot.as_bytes().len(), HEADER_SIZE + 32);
@@ -179,16 +253,35 @@ fn set_overwrites_only_what_it_uses_and_copy_from_keeps_meaning() {
 #[test]
 fn invalid_bytes_are_typed_errors() {
     let good = every_kind()[3].as_bytes().to_vec();
-    assert!(matches!(Envelope::from_bytes(&good[..10]), Err(RecordError::Truncated { len: 10, needed: 32 })));
-    assert!(matches!(Envelope::from_bytes(&good[..100]), Err(RecordError::Truncated { len: 100, .. })));
+    assert!(matches!(
+        Envelope::from_bytes(&good[..10]),
+        Err(RecordError::Truncated {
+            len: 10,
+            needed: 32
+        })
+    ));
+    assert!(matches!(
+        Envelope::from_bytes(&good[..100]),
+        Err(RecordError::Truncated { len: 100, .. })
+    ));
 
     let mut unknown_kind = good.clone();
     unknown_kind[24..26].copy_from_slice(&999_u16.to_le_bytes());
-    assert_eq!(Envelope::from_bytes(&unknown_kind).unwrap_err(), RecordError::UnknownKind(999));
+    assert_eq!(
+        Envelope::from_bytes(&unknown_kind).unwrap_err(),
+        RecordError::UnknownKind(999)
+    );
 
     let mut wrong_len = good.clone();
     wrong_len[28..30].copy_from_slice(&32_u16.to_le_bytes());
-    assert!(matches!(Envelope::from_bytes(&wrong_len), Err(RecordError::PayloadLength { expected: 136, got: 32, .. })));
+    assert!(matches!(
+        Envelope::from_bytes(&wrong_len),
+        Err(RecordError::PayloadLength {
+            expected: 136,
+            got: 32,
+            ..
+        })
+    ));
 
     let mut huge_len = good.clone();
     huge_len[28..30].copy_from_slice(&u16::MAX.to_le_bytes());
@@ -196,15 +289,31 @@ fn invalid_bytes_are_typed_errors() {
 
     let mut bad_side = good.clone();
     bad_side[HEADER_SIZE + 1] = 9;
-    assert!(matches!(Envelope::from_bytes(&bad_side), Err(RecordError::BadField { field: "side", value: 9, .. })));
+    assert!(matches!(
+        Envelope::from_bytes(&bad_side),
+        Err(RecordError::BadField {
+            field: "side",
+            value: 9,
+            ..
+        })
+    ));
 
     let mut bad_flags = good;
     bad_flags[HEADER_SIZE + 4] = 0x80;
-    assert!(matches!(Envelope::from_bytes(&bad_flags), Err(RecordError::BadField { field: "flags", .. })));
+    assert!(matches!(
+        Envelope::from_bytes(&bad_flags),
+        Err(RecordError::BadField { field: "flags", .. })
+    ));
 
-    let nan = Signal { prediction: f64::NAN, ..Signal::default() };
+    let nan = Signal {
+        prediction: f64::NAN,
+        ..Signal::default()
+    };
     assert!(Envelope::new(header(1), &nan).validate().is_err());
-    let over_confident = Signal { confidence: 1.5, ..Signal::default() };
+    let over_confident = Signal {
+        confidence: 1.5,
+        ..Signal::default()
+    };
     assert!(over_confident.validate().is_err());
 }
 

@@ -27,9 +27,15 @@ pub use pipeline::{
     StopHandle, ThreadReport,
 };
 pub use placement::{
-    PipelineShape, Plan, PlacementConfig, PlacementError, PlacementMode, ThreadConfig,
-    ThreadPlan, plan,
+    PipelineShape, PlacementConfig, PlacementError, PlacementMode, Plan, ThreadConfig, ThreadPlan,
+    plan,
 };
 pub use ring::RingStats;
 pub use stage::{Emitter, Source, SourceStatus, Stage};
 pub use wait::WaitStrategy;
+
+/// The end of a pipeline, for unit tests of stages.
+#[cfg(test)]
+pub(crate) fn test_sink() -> stage::Sink {
+    stage::Sink::End
+}

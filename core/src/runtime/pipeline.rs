@@ -86,7 +86,11 @@ pub struct Pipeline {
 impl Pipeline {
     /// An empty pipeline.
     pub fn new(settings: RingSettings) -> Self {
-        Self { sources: Vec::new(), stages: Vec::new(), settings }
+        Self {
+            sources: Vec::new(),
+            stages: Vec::new(),
+            settings,
+        }
     }
 
     /// Adds a source.
@@ -125,7 +129,8 @@ impl Pipeline {
         // One ring in front of every thread that does not run sources.
         let stage_count = self.stages.len();
         let mut inputs: Vec<Option<(RingConsumer, usize)>> = Vec::new();
-        let mut outputs: Vec<Option<ring::RingPublisher>> = (0..plan.threads.len()).map(|_| None).collect();
+        let mut outputs: Vec<Option<ring::RingPublisher>> =
+            (0..plan.threads.len()).map(|_| None).collect();
         let mut rings = Vec::new();
         for (index, thread) in plan.threads.iter().enumerate() {
             if !thread.sources.is_empty() {
@@ -142,8 +147,13 @@ impl Pipeline {
                 .collect();
             let may_park = matches!(thread.wait, WaitStrategy::Park { .. });
             let name = self.stages[first].name().to_owned();
-            let (publishers, consumer, shared) =
-                ring::ring(&name, capacity, producers.len(), may_park, Arc::clone(&flags.aborted));
+            let (publishers, consumer, shared) = ring::ring(
+                &name,
+                capacity,
+                producers.len(),
+                may_park,
+                Arc::clone(&flags.aborted),
+            );
             for (producer, publisher) in producers.iter().zip(publishers) {
                 outputs[*producer] = Some(publisher);
             }
@@ -152,17 +162,31 @@ impl Pipeline {
             debug_assert!(index > 0);
         }
 
-        let mut sources: Vec<Option<Box<dyn Source>>> = self.sources.into_iter().map(Some).collect();
+        let mut sources: Vec<Option<Box<dyn Source>>> =
+            self.sources.into_iter().map(Some).collect();
         let mut stages: Vec<Option<Box<dyn Stage>>> = self.stages.into_iter().map(Some).collect();
         let mut handles = Vec::with_capacity(plan.threads.len());
         for ((thread, input), output) in plan.threads.iter().zip(inputs).zip(outputs) {
             let input = match input {
-                Some((consumer, producers)) => Input::Ring { consumer, producers },
-                None => Input::Sources(thread.sources.iter().filter_map(|&s| sources[s].take()).collect()),
+                Some((consumer, producers)) => Input::Ring {
+                    consumer,
+                    producers,
+                },
+                None => Input::Sources(
+                    thread
+                        .sources
+                        .iter()
+                        .filter_map(|&s| sources[s].take())
+                        .collect(),
+                ),
             };
             let worker = Worker {
                 input,
-                stages: thread.stages.clone().filter_map(|s| stages[s].take()).collect(),
+                stages: thread
+                    .stages
+                    .clone()
+                    .filter_map(|s| stages[s].take())
+                    .collect(),
                 sink: output.map_or(Sink::End, Sink::Ring),
                 flags: Arc::clone(&flags),
                 batch_limit: self.settings.batch_limit.max(1),
@@ -170,32 +194,47 @@ impl Pipeline {
             };
             debug_assert!(thread.stages.end <= stage_count);
             let core = thread.core;
-            let spawned = std::thread::Builder::new().name(thread.name.clone()).spawn(move || {
-                let pinned = core.map(sys::pin_current_thread);
-                let mut outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| worker.run())) {
-                    Ok(outcome) => outcome,
-                    Err(panic) => WorkerOutcome::failed(panic_message(&*panic)),
-                };
-                outcome.pinned = pinned;
-                outcome
-            });
+            let spawned = std::thread::Builder::new()
+                .name(thread.name.clone())
+                .spawn(move || {
+                    let pinned = core.map(sys::pin_current_thread);
+                    let mut outcome =
+                        match std::panic::catch_unwind(AssertUnwindSafe(|| worker.run())) {
+                            Ok(outcome) => outcome,
+                            Err(panic) => WorkerOutcome::failed(panic_message(&*panic)),
+                        };
+                    outcome.pinned = pinned;
+                    outcome
+                });
             match spawned {
                 Ok(handle) => handles.push((thread.clone(), handle)),
                 Err(source) => {
                     let stop = StopHandle(Arc::clone(&flags));
                     stop.request_stop();
                     flags.aborted.store(true, Ordering::Release);
-                    return Err(RuntimeError::Spawn { name: thread.name.clone(), source });
+                    return Err(RuntimeError::Spawn {
+                        name: thread.name.clone(),
+                        source,
+                    });
                 }
             }
         }
-        Ok(Running { handles, flags, rings, started: Instant::now() })
+        Ok(Running {
+            handles,
+            flags,
+            rings,
+            started: Instant::now(),
+        })
     }
 }
 
 /// The pipeline position a thread's output feeds: the stage after its last one.
 fn last_position(thread: &ThreadPlan) -> Option<usize> {
-    if thread.stages.is_empty() { Some(0) } else { Some(thread.stages.end) }
+    if thread.stages.is_empty() {
+        Some(0)
+    } else {
+        Some(thread.stages.end)
+    }
 }
 
 fn check_plan(plan: &Plan, sources: usize, stages: usize) -> Result<(), RuntimeError> {
@@ -205,21 +244,34 @@ fn check_plan(plan: &Plan, sources: usize, stages: usize) -> Result<(), RuntimeE
         for &s in &thread.sources {
             match source_seen.get_mut(s) {
                 Some(seen) if !*seen => *seen = true,
-                _ => return Err(RuntimeError::PlanMismatch(format!("source {s} placed twice or unknown"))),
+                _ => {
+                    return Err(RuntimeError::PlanMismatch(format!(
+                        "source {s} placed twice or unknown"
+                    )));
+                }
             }
         }
         for s in thread.stages.clone() {
             match stage_seen.get_mut(s) {
                 Some(seen) if !*seen => *seen = true,
-                _ => return Err(RuntimeError::PlanMismatch(format!("stage {s} placed twice or unknown"))),
+                _ => {
+                    return Err(RuntimeError::PlanMismatch(format!(
+                        "stage {s} placed twice or unknown"
+                    )));
+                }
             }
         }
         if thread.sources.is_empty() && thread.stages.is_empty() {
-            return Err(RuntimeError::PlanMismatch(format!("thread {} runs nothing", thread.name)));
+            return Err(RuntimeError::PlanMismatch(format!(
+                "thread {} runs nothing",
+                thread.name
+            )));
         }
     }
     if source_seen.contains(&false) || stage_seen.contains(&false) {
-        return Err(RuntimeError::PlanMismatch("not every source and stage is placed".into()));
+        return Err(RuntimeError::PlanMismatch(
+            "not every source and stage is placed".into(),
+        ));
     }
     Ok(())
 }
@@ -353,7 +405,10 @@ pub struct ComponentReport {
 enum Input {
     Sources(Vec<Box<dyn Source>>),
     /// A ring and the number of threads producing into it (= drain markers to expect).
-    Ring { consumer: RingConsumer, producers: usize },
+    Ring {
+        consumer: RingConsumer,
+        producers: usize,
+    },
 }
 
 struct Worker {
@@ -411,7 +466,9 @@ impl Worker {
             Input::Sources(sources) => {
                 let mut finished = vec![false; sources.len()];
                 loop {
-                    if self.flags.stop_requested.load(Ordering::Acquire) || !finished.contains(&false) {
+                    if self.flags.stop_requested.load(Ordering::Acquire)
+                        || !finished.contains(&false)
+                    {
                         break;
                     }
                     let mut busy = false;
@@ -437,7 +494,10 @@ impl Worker {
                 }
                 true
             }
-            Input::Ring { consumer, producers } => {
+            Input::Ring {
+                consumer,
+                producers,
+            } => {
                 let mut markers = 0_usize;
                 let expected = *producers;
                 loop {
@@ -473,10 +533,23 @@ impl Worker {
         self.shutdown();
         let mut components: Vec<ComponentReport> = Vec::new();
         if let Input::Sources(sources) = &input {
-            components.extend(sources.iter().map(|s| ComponentReport { name: s.name().to_owned(), counters: s.report() }));
+            components.extend(sources.iter().map(|s| ComponentReport {
+                name: s.name().to_owned(),
+                counters: s.report(),
+            }));
         }
-        components.extend(self.stages.iter().map(|s| ComponentReport { name: s.name().to_owned(), counters: s.report() }));
-        WorkerOutcome { events, batches, drained, pinned: None, failure: None, components }
+        components.extend(self.stages.iter().map(|s| ComponentReport {
+            name: s.name().to_owned(),
+            counters: s.report(),
+        }));
+        WorkerOutcome {
+            events,
+            batches,
+            drained,
+            pinned: None,
+            failure: None,
+            components,
+        }
     }
 
     fn batch_end(&mut self) {
@@ -524,5 +597,7 @@ impl Worker {
 
 fn is_drain_marker(event: &Envelope) -> bool {
     event.header.stream == RUNTIME_STREAM
-        && event.payload::<Control>().is_some_and(|c| c.action == ControlAction::Shutdown.code())
+        && event
+            .payload::<Control>()
+            .is_some_and(|c| c.action == ControlAction::Shutdown.code())
 }

@@ -138,8 +138,16 @@ pub struct PlacementError {
     pub fix: String,
 }
 
-fn error(key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> PlacementError {
-    PlacementError { key: key.into(), problem: problem.into(), fix: fix.into() }
+fn error(
+    key: impl Into<String>,
+    problem: impl Into<String>,
+    fix: impl Into<String>,
+) -> PlacementError {
+    PlacementError {
+        key: key.into(),
+        problem: problem.into(),
+        fix: fix.into(),
+    }
 }
 
 /// Plans the threads of `shape` on `cores` (the core ids this process may run on).
@@ -149,7 +157,11 @@ pub fn plan(
     cores: &[usize],
 ) -> Result<Plan, PlacementError> {
     if shape.sources.is_empty() {
-        return Err(error("pipeline.sources", "the pipeline has no source", "name at least one source"));
+        return Err(error(
+            "pipeline.sources",
+            "the pipeline has no source",
+            "name at least one source",
+        ));
     }
     let plan = match config.mode {
         PlacementMode::Auto => plan_auto(shape, config, cores),
@@ -160,8 +172,14 @@ pub fn plan(
 
 fn plan_auto(shape: &PipelineShape, config: &PlacementConfig, cores: &[usize]) -> Plan {
     let fallback = [0_usize];
-    let cores = if cores.is_empty() { &fallback[..] } else { cores };
-    let reserve = config.reserve_cores.unwrap_or(if cores.len() >= 4 { 1 } else { 0 });
+    let cores = if cores.is_empty() {
+        &fallback[..]
+    } else {
+        cores
+    };
+    let reserve = config
+        .reserve_cores
+        .unwrap_or(if cores.len() >= 4 { 1 } else { 0 });
     let usable = &cores[reserve.min(cores.len() - 1)..];
     let free = usable.len();
     let sources = shape.sources.len();
@@ -179,7 +197,13 @@ fn plan_auto(shape: &PipelineShape, config: &PlacementConfig, cores: &[usize]) -
     };
 
     let mut threads = Vec::new();
-    let core_of = |index: usize| if config.pin { usable.get(index).copied() } else { None };
+    let core_of = |index: usize| {
+        if config.pin {
+            usable.get(index).copied()
+        } else {
+            None
+        }
+    };
     if source_threads == 0 {
         threads.push(ThreadPlan {
             name: "pipeline".to_owned(),
@@ -192,8 +216,14 @@ fn plan_auto(shape: &PipelineShape, config: &PlacementConfig, cores: &[usize]) -
     }
     for thread in 0..source_threads {
         // Sources split round-robin over the source threads.
-        let mine: Vec<usize> = (0..sources).filter(|s| s % source_threads == thread).collect();
-        let name = if source_threads == 1 { "io".to_owned() } else { format!("io-{thread}") };
+        let mine: Vec<usize> = (0..sources)
+            .filter(|s| s % source_threads == thread)
+            .collect();
+        let name = if source_threads == 1 {
+            "io".to_owned()
+        } else {
+            format!("io-{thread}")
+        };
         threads.push(ThreadPlan {
             name,
             sources: mine,
@@ -211,7 +241,11 @@ fn plan_auto(shape: &PipelineShape, config: &PlacementConfig, cores: &[usize]) -
         let name = if size == 1 {
             shape.stages[range.start].clone()
         } else {
-            format!("{}..{}", shape.stages[range.start], shape.stages[range.end - 1])
+            format!(
+                "{}..{}",
+                shape.stages[range.start],
+                shape.stages[range.end - 1]
+            )
         };
         threads.push(ThreadPlan {
             name,
@@ -242,24 +276,42 @@ fn plan_manual(
     for (index, thread) in config.threads.iter().enumerate() {
         let key = format!("placement.threads[{index}]");
         if thread.name.trim().is_empty() {
-            return Err(error(format!("{key}.name"), "the thread has no name", "give it a name"));
-        }
-        if let Some(other) = config.threads[..index].iter().position(|t| t.name == thread.name) {
             return Err(error(
                 format!("{key}.name"),
-                format!("name {:?} is already used by placement.threads[{other}]", thread.name),
+                "the thread has no name",
+                "give it a name",
+            ));
+        }
+        if let Some(other) = config.threads[..index]
+            .iter()
+            .position(|t| t.name == thread.name)
+        {
+            return Err(error(
+                format!("{key}.name"),
+                format!(
+                    "name {:?} is already used by placement.threads[{other}]",
+                    thread.name
+                ),
                 "give every thread its own name",
             ));
         }
         if thread.run.is_empty() {
-            return Err(error(format!("{key}.run"), "the thread runs nothing", "list sources or stages, or remove the thread"));
+            return Err(error(
+                format!("{key}.run"),
+                "the thread runs nothing",
+                "list sources or stages, or remove the thread",
+            ));
         }
         let mut sources = Vec::new();
         let mut stages: Vec<usize> = Vec::new();
         for name in &thread.run {
             if let Some(source) = shape.sources.iter().position(|s| s == name) {
                 if !stages.is_empty() {
-                    return Err(error(format!("{key}.run"), format!("source {name:?} is listed after a stage"), "list sources before stages"));
+                    return Err(error(
+                        format!("{key}.run"),
+                        format!("source {name:?} is listed after a stage"),
+                        "list sources before stages",
+                    ));
                 }
                 if let Some(owner) = source_owner[source].replace(index) {
                     return Err(duplicate(&key, name, owner));
@@ -270,13 +322,20 @@ fn plan_manual(
                     return Err(duplicate(&key, name, owner));
                 }
                 if let Some(&last) = stages.last()
-                    && stage != last + 1 {
-                        return Err(error(
-                            format!("{key}.run"),
-                            format!("stage {name:?} does not directly follow {:?} in the pipeline", shape.stages[last]),
-                            format!("a thread runs consecutive stages in pipeline order: {}", shape.stages.join(" -> ")),
-                        ));
-                    }
+                    && stage != last + 1
+                {
+                    return Err(error(
+                        format!("{key}.run"),
+                        format!(
+                            "stage {name:?} does not directly follow {:?} in the pipeline",
+                            shape.stages[last]
+                        ),
+                        format!(
+                            "a thread runs consecutive stages in pipeline order: {}",
+                            shape.stages.join(" -> ")
+                        ),
+                    ));
+                }
                 stages.push(stage);
             } else {
                 return Err(error(
@@ -294,17 +353,21 @@ fn plan_manual(
             return Err(error(
                 format!("{key}.run"),
                 "a thread that runs sources must start its stages with the first stage",
-                format!("add {:?} to this thread or move its stages to another thread", shape.stages[0]),
+                format!(
+                    "add {:?} to this thread or move its stages to another thread",
+                    shape.stages[0]
+                ),
             ));
         }
         if let Some(core) = thread.core
-            && !cores.contains(&core) {
-                return Err(error(
-                    format!("{key}.core"),
-                    format!("core {core} is not available to this process (available: {cores:?})"),
-                    "pick an available core, or remove `core` to leave the thread unpinned",
-                ));
-            }
+            && !cores.contains(&core)
+        {
+            return Err(error(
+                format!("{key}.core"),
+                format!("core {core} is not available to this process (available: {cores:?})"),
+                "pick an available core, or remove `core` to leave the thread unpinned",
+            ));
+        }
         threads.push(ThreadPlan {
             name: thread.name.clone(),
             sources,
@@ -320,40 +383,62 @@ fn plan_manual(
         return Err(unplaced(&shape.stages[missing]));
     }
     let source_threads = threads.iter().filter(|t| !t.sources.is_empty()).count();
-    if let Some(fused) = threads.iter().position(|t| !t.sources.is_empty() && !t.stages.is_empty())
-        && source_threads > 1 {
-            return Err(error(
-                format!("placement.threads[{fused}].run"),
-                "sources are spread over several threads, so the first stage must read them from a ring, but this thread also runs it",
-                "move the stages to a thread without sources, or put all sources on this thread",
-            ));
-        }
+    if let Some(fused) = threads
+        .iter()
+        .position(|t| !t.sources.is_empty() && !t.stages.is_empty())
+        && source_threads > 1
+    {
+        return Err(error(
+            format!("placement.threads[{fused}].run"),
+            "sources are spread over several threads, so the first stage must read them from a ring, but this thread also runs it",
+            "move the stages to a thread without sources, or put all sources on this thread",
+        ));
+    }
     let spinning: Vec<&ThreadPlan> = threads.iter().filter(|t| t.wait.is_spinning()).collect();
     let available = cores.len().max(1);
     if spinning.len() > available {
         return Err(error(
             "placement.threads",
-            format!("{} threads busy-spin but the process has only {available} cores; spinners beyond the core count turn ~150 ns hops into millisecond tails", spinning.len()),
+            format!(
+                "{} threads busy-spin but the process has only {available} cores; spinners beyond the core count turn ~150 ns hops into millisecond tails",
+                spinning.len()
+            ),
             "set wait = \"park\" or \"yield\" on some threads, or run more stages per thread",
         ));
     }
     for (position, thread) in spinning.iter().enumerate() {
         if let Some(core) = thread.core
-            && let Some(other) = spinning[..position].iter().find(|t| t.core == Some(core)) {
-                return Err(error(
-                    "placement.threads",
-                    format!("spinning threads {:?} and {:?} are both pinned to core {core}", other.name, thread.name),
-                    "give each spinning thread its own core",
-                ));
-            }
+            && let Some(other) = spinning[..position].iter().find(|t| t.core == Some(core))
+        {
+            return Err(error(
+                "placement.threads",
+                format!(
+                    "spinning threads {:?} and {:?} are both pinned to core {core}",
+                    other.name, thread.name
+                ),
+                "give each spinning thread its own core",
+            ));
+        }
     }
     // Source threads first, then in stage order: the order rings are wired in.
-    threads.sort_by_key(|t| if t.sources.is_empty() { (1, t.stages.start) } else { (0, 0) });
+    threads.sort_by_key(|t| {
+        if t.sources.is_empty() {
+            (1, t.stages.start)
+        } else {
+            (0, 0)
+        }
+    });
     Ok(Plan { threads })
 }
 
 fn known_names(shape: &PipelineShape) -> String {
-    shape.sources.iter().chain(&shape.stages).map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+    shape
+        .sources
+        .iter()
+        .chain(&shape.stages)
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn duplicate(key: &str, name: &str, owner: usize) -> PlacementError {
@@ -392,13 +477,21 @@ mod tests {
         let mut stages: Vec<usize> = plan.threads.iter().flat_map(|t| t.stages.clone()).collect();
         stages.sort_unstable();
         assert_eq!(stages, (0..shape.stages.len()).collect::<Vec<_>>());
-        let mut sources: Vec<usize> = plan.threads.iter().flat_map(|t| t.sources.clone()).collect();
+        let mut sources: Vec<usize> = plan
+            .threads
+            .iter()
+            .flat_map(|t| t.sources.clone())
+            .collect();
         sources.sort_unstable();
         assert_eq!(sources, (0..shape.sources.len()).collect::<Vec<_>>());
         let pinned: Vec<usize> = plan.threads.iter().filter_map(|t| t.core).collect();
         let mut unique = pinned.clone();
         unique.dedup();
-        assert_eq!(pinned.len(), unique.len(), "two threads on one core: {plan:?}");
+        assert_eq!(
+            pinned.len(),
+            unique.len(),
+            "two threads on one core: {plan:?}"
+        );
     }
 
     #[test]
@@ -414,7 +507,10 @@ mod tests {
 
     #[test]
     fn auto_on_two_cores_uses_two_spinning_threads() {
-        let shape = shape(&["binance", "coinbase"], &["book", "features", "strategy", "risk", "router"]);
+        let shape = shape(
+            &["binance", "coinbase"],
+            &["book", "features", "strategy", "risk", "router"],
+        );
         let plan = plan(&shape, &PlacementConfig::default(), &cores(2)).unwrap();
         assert_eq!(plan.threads.len(), 2);
         assert_eq!(plan.threads[0].sources, vec![0, 1]);
@@ -428,11 +524,17 @@ mod tests {
 
     #[test]
     fn auto_on_sixteen_cores_spreads_and_reserves_core_zero() {
-        let shape = shape(&["binance", "coinbase"], &["book", "features", "strategy", "risk", "router"]);
+        let shape = shape(
+            &["binance", "coinbase"],
+            &["book", "features", "strategy", "risk", "router"],
+        );
         let plan = plan(&shape, &PlacementConfig::default(), &cores(16)).unwrap();
         // Two source threads (multi-producer ring) and one thread per stage.
         assert_eq!(plan.threads.len(), 7);
-        assert!(plan.threads.iter().all(|t| t.core != Some(0)), "core 0 is reserved");
+        assert!(
+            plan.threads.iter().all(|t| t.core != Some(0)),
+            "core 0 is reserved"
+        );
         assert_eq!(plan.threads[2].stages, 0..1);
         assert_eq!(plan.threads[6].stages, 4..5);
         check_invariants(&plan, &shape, 15);
@@ -459,7 +561,10 @@ mod tests {
     #[test]
     fn auto_without_pinning_leaves_cores_unset() {
         let shape = shape(&["synthetic"], &["counter"]);
-        let config = PlacementConfig { pin: false, ..PlacementConfig::default() };
+        let config = PlacementConfig {
+            pin: false,
+            ..PlacementConfig::default()
+        };
         let plan = plan(&shape, &config, &cores(2)).unwrap();
         assert!(plan.threads.iter().all(|t| t.core.is_none()));
     }
@@ -502,28 +607,75 @@ mod tests {
         assert!(error.problem.contains("3 threads busy-spin"), "{error}");
         assert!(error.fix.contains("park"));
 
-        let gap = manual(&[("io", &["a", "b"], None, Yield), ("e", &["x", "z"], None, Yield), ("y", &["y"], None, Yield)]);
-        assert_eq!(plan(&shape, &gap, &cores(2)).unwrap_err().key, "placement.threads[1].run");
+        let gap = manual(&[
+            ("io", &["a", "b"], None, Yield),
+            ("e", &["x", "z"], None, Yield),
+            ("y", &["y"], None, Yield),
+        ]);
+        assert_eq!(
+            plan(&shape, &gap, &cores(2)).unwrap_err().key,
+            "placement.threads[1].run"
+        );
 
         let unknown = manual(&[("io", &["a", "b", "q"], None, Yield)]);
-        assert!(plan(&shape, &unknown, &cores(2)).unwrap_err().fix.contains("\"x\""));
+        assert!(
+            plan(&shape, &unknown, &cores(2))
+                .unwrap_err()
+                .fix
+                .contains("\"x\"")
+        );
 
         let missing = manual(&[("io", &["a", "b", "x", "y"], None, Yield)]);
-        assert!(plan(&shape, &missing, &cores(2)).unwrap_err().problem.contains("\"z\""));
+        assert!(
+            plan(&shape, &missing, &cores(2))
+                .unwrap_err()
+                .problem
+                .contains("\"z\"")
+        );
 
-        let twice = manual(&[("io", &["a", "b", "x"], None, Yield), ("e", &["x", "y", "z"], None, Yield)]);
-        assert!(plan(&shape, &twice, &cores(2)).unwrap_err().problem.contains("already run"));
+        let twice = manual(&[
+            ("io", &["a", "b", "x"], None, Yield),
+            ("e", &["x", "y", "z"], None, Yield),
+        ]);
+        assert!(
+            plan(&shape, &twice, &cores(2))
+                .unwrap_err()
+                .problem
+                .contains("already run")
+        );
 
         let bad_core = manual(&[("all", &["a", "b", "x", "y", "z"], Some(7), Yield)]);
-        assert_eq!(plan(&shape, &bad_core, &cores(2)).unwrap_err().key, "placement.threads[0].core");
+        assert_eq!(
+            plan(&shape, &bad_core, &cores(2)).unwrap_err().key,
+            "placement.threads[0].core"
+        );
 
-        let same_core = manual(&[("io", &["a", "b"], Some(1), BusySpin), ("e", &["x", "y", "z"], Some(1), BusySpin)]);
-        assert!(plan(&shape, &same_core, &cores(2)).unwrap_err().problem.contains("core 1"));
+        let same_core = manual(&[
+            ("io", &["a", "b"], Some(1), BusySpin),
+            ("e", &["x", "y", "z"], Some(1), BusySpin),
+        ]);
+        assert!(
+            plan(&shape, &same_core, &cores(2))
+                .unwrap_err()
+                .problem
+                .contains("core 1")
+        );
 
-        let split_sources_fused = manual(&[("io", &["a", "x", "y", "z"], None, Yield), ("io2", &["b"], None, Yield)]);
-        assert!(plan(&shape, &split_sources_fused, &cores(2)).unwrap_err().problem.contains("ring"));
+        let split_sources_fused = manual(&[
+            ("io", &["a", "x", "y", "z"], None, Yield),
+            ("io2", &["b"], None, Yield),
+        ]);
+        assert!(
+            plan(&shape, &split_sources_fused, &cores(2))
+                .unwrap_err()
+                .problem
+                .contains("ring")
+        );
 
         let empty = manual(&[]);
-        assert_eq!(plan(&shape, &empty, &cores(2)).unwrap_err().key, "placement.threads");
+        assert_eq!(
+            plan(&shape, &empty, &cores(2)).unwrap_err().key,
+            "placement.threads"
+        );
     }
 }

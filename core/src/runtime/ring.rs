@@ -102,7 +102,9 @@ impl RingPublisher {
             return;
         }
         self.published += 1;
-        self.counters.published.store(self.published, Ordering::Relaxed);
+        self.counters
+            .published
+            .store(self.published, Ordering::Relaxed);
         if self.shared.consumer_may_park {
             self.wake_consumer();
         }
@@ -132,7 +134,9 @@ impl RingPublisher {
                 return true;
             }
             if self.shared.aborted.load(Ordering::Relaxed) {
-                self.counters.dropped_after_abort.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .dropped_after_abort
+                    .fetch_add(1, Ordering::Relaxed);
                 return false;
             }
             spins = spins.saturating_add(1);
@@ -155,9 +159,10 @@ impl RingPublisher {
     fn wake_consumer(&self) {
         fence(Ordering::SeqCst);
         if self.shared.consumer_sleeping.load(Ordering::Relaxed)
-            && let Some(thread) = self.shared.consumer_thread.get() {
-                thread.unpark();
-            }
+            && let Some(thread) = self.shared.consumer_thread.get()
+        {
+            thread.unpark();
+        }
     }
 }
 
@@ -249,9 +254,13 @@ pub(crate) fn ring(
     consumer_may_park: bool,
     aborted: Arc<AtomicBool>,
 ) -> (Vec<RingPublisher>, RingConsumer, Arc<RingShared>) {
-    assert!(capacity.is_power_of_two() && producers >= 1, "ring {name}: bad shape");
-    let counters: Vec<Arc<ProducerCounters>> =
-        (0..producers).map(|_| Arc::new(ProducerCounters::default())).collect();
+    assert!(
+        capacity.is_power_of_two() && producers >= 1,
+        "ring {name}: bad shape"
+    );
+    let counters: Vec<Arc<ProducerCounters>> = (0..producers)
+        .map(|_| Arc::new(ProducerCounters::default()))
+        .collect();
     let shared = Arc::new(RingShared {
         name: name.to_owned(),
         capacity,
@@ -275,9 +284,15 @@ pub(crate) fn ring(
             disruptor::build_single_producer(capacity, Envelope::default, BusySpin)
                 .new_event_poller();
         let producer = builder.build();
-        let consumer =
-            RingConsumer { inner: PollerInner::Single(poller), shared: Arc::clone(&shared), consumed: 0 };
-        let publishers = vec![publisher(PublisherInner::Single(producer), Arc::clone(&counters[0]))];
+        let consumer = RingConsumer {
+            inner: PollerInner::Single(poller),
+            shared: Arc::clone(&shared),
+            consumed: 0,
+        };
+        let publishers = vec![publisher(
+            PublisherInner::Single(producer),
+            Arc::clone(&counters[0]),
+        )];
         (publishers, consumer, shared)
     } else {
         let (poller, builder) =
@@ -286,11 +301,20 @@ pub(crate) fn ring(
         let first = builder.build();
         let mut publishers = Vec::with_capacity(producers);
         for counter in counters.iter().skip(1) {
-            publishers.push(publisher(PublisherInner::Multi(first.clone()), Arc::clone(counter)));
+            publishers.push(publisher(
+                PublisherInner::Multi(first.clone()),
+                Arc::clone(counter),
+            ));
         }
-        publishers.insert(0, publisher(PublisherInner::Multi(first), Arc::clone(&counters[0])));
-        let consumer =
-            RingConsumer { inner: PollerInner::Multi(poller), shared: Arc::clone(&shared), consumed: 0 };
+        publishers.insert(
+            0,
+            publisher(PublisherInner::Multi(first), Arc::clone(&counters[0])),
+        );
+        let consumer = RingConsumer {
+            inner: PollerInner::Multi(poller),
+            shared: Arc::clone(&shared),
+            consumed: 0,
+        };
         (publishers, consumer, shared)
     }
 }
@@ -301,7 +325,10 @@ mod tests {
     use aaiti_model::{RecordHeader, StreamId, Trade, UnixNanos};
 
     fn trade(seq: u64) -> Envelope {
-        Envelope::new(RecordHeader::new(StreamId(1), seq, UnixNanos(seq), UnixNanos(seq)), &Trade::default())
+        Envelope::new(
+            RecordHeader::new(StreamId(1), seq, UnixNanos(seq), UnixNanos(seq)),
+            &Trade::default(),
+        )
     }
 
     #[test]
@@ -327,7 +354,10 @@ mod tests {
         let stats = shared.stats();
         assert_eq!(stats.published, 1000);
         assert_eq!(stats.consumed, 1000);
-        assert!(stats.full_stalls > 0, "an 8-slot ring with a slow consumer must stall");
+        assert!(
+            stats.full_stalls > 0,
+            "an 8-slot ring with a slow consumer must stall"
+        );
         assert_eq!(consumer.poll(4, |_| {}), Polled::Closed);
     }
 

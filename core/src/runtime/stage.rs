@@ -78,7 +78,13 @@ impl<'a> Emitter<'a> {
     #[inline]
     pub fn emit(&mut self, event: &Envelope) {
         match self.rest.split_first_mut() {
-            Some((next, rest)) => next.on_event(event, &mut Emitter { rest, sink: self.sink }),
+            Some((next, rest)) => next.on_event(
+                event,
+                &mut Emitter {
+                    rest,
+                    sink: self.sink,
+                },
+            ),
             None => self.sink.publish(event),
         }
     }

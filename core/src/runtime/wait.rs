@@ -61,7 +61,9 @@ impl std::str::FromStr for WaitStrategy {
             "busy-spin" => Ok(Self::BusySpin),
             "spin-hint" => Ok(Self::SpinHint),
             "yield" => Ok(Self::Yield),
-            "park" => Ok(Self::Park { timeout_us: Self::DEFAULT_PARK_TIMEOUT_US }),
+            "park" => Ok(Self::Park {
+                timeout_us: Self::DEFAULT_PARK_TIMEOUT_US,
+            }),
             _ => match text.strip_prefix("park:").map(str::parse::<u64>) {
                 Some(Ok(timeout_us)) if timeout_us > 0 => Ok(Self::Park { timeout_us }),
                 _ => Err(invalid()),
@@ -116,7 +118,12 @@ mod tests {
         }
         assert_eq!("park".parse(), Ok(WaitStrategy::Park { timeout_us: 200 }));
         assert!("park:0".parse::<WaitStrategy>().is_err());
-        assert!("spin".parse::<WaitStrategy>().unwrap_err().contains("busy-spin"));
+        assert!(
+            "spin"
+                .parse::<WaitStrategy>()
+                .unwrap_err()
+                .contains("busy-spin")
+        );
         assert!(WaitStrategy::SpinHint.is_spinning() && !WaitStrategy::Yield.is_spinning());
     }
 }

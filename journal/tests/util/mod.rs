@@ -12,10 +12,10 @@ use aaiti_model::{
 };
 
 /// A directory removed when dropped.
-pub struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = std::env::temp_dir()
@@ -26,12 +26,12 @@ impl TempDir {
         Self(path)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 
     /// The journal directory inside.
-    pub fn journal(&self) -> PathBuf {
+    pub(crate) fn journal(&self) -> PathBuf {
         self.0.join("journal")
     }
 }
@@ -43,7 +43,7 @@ impl Drop for TempDir {
 }
 
 /// 64 KiB segments, `none`, background maintenance.
-pub fn small_config() -> JournalConfig {
+pub(crate) fn small_config() -> JournalConfig {
     JournalConfig {
         segment_size_bytes: 64 * 1024,
         durability: Durability::None,
@@ -54,14 +54,14 @@ pub fn small_config() -> JournalConfig {
 }
 
 /// What a test appended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Rec {
+#[derive(Debug, Clone)]
+pub(crate) enum Rec {
     Env(Envelope),
     Blob { kind: u16, ts: u64, data: Vec<u8> },
 }
 
 impl Rec {
-    pub fn ts_recv(&self) -> u64 {
+    pub(crate) fn ts_recv(&self) -> u64 {
         match self {
             Rec::Env(e) => e.header.ts_recv.0,
             Rec::Blob { ts, .. } => *ts,
@@ -70,8 +70,13 @@ impl Rec {
 }
 
 /// An envelope of one of five kinds, chosen by `i`.
-pub fn envelope(i: u64, ts_recv: u64) -> Envelope {
-    let header = RecordHeader::new(StreamId((i % 3) as u16), i + 1, UnixNanos(ts_recv - 5), UnixNanos(ts_recv));
+pub(crate) fn envelope(i: u64, ts_recv: u64) -> Envelope {
+    let header = RecordHeader::new(
+        StreamId((i % 3) as u16),
+        i + 1,
+        UnixNanos(ts_recv - 5),
+        UnixNanos(ts_recv),
+    );
     let instrument = InstrumentId((i % 7) as u32);
     match i % 5 {
         0 => Envelope::new(
@@ -121,24 +126,37 @@ pub fn envelope(i: u64, ts_recv: u64) -> Envelope {
                 ..OrderEvent::default()
             },
         ),
-        _ => Envelope::new(header, &Control::new(ControlAction::Tick, AccountId(u32::MAX), i)),
+        _ => Envelope::new(
+            header,
+            &Control::new(ControlAction::Tick, AccountId(u32::MAX), i),
+        ),
     }
 }
 
 /// A blob whose every data byte is non-zero; length varies with `i` (padding varies too).
-pub fn blob(i: u64, ts_recv: u64) -> Rec {
+pub(crate) fn blob(i: u64, ts_recv: u64) -> Rec {
     let len = 1 + (i as usize * 37) % 300;
-    let data = (0..len).map(|j| 1 + ((i as usize + j) % 251) as u8).collect();
-    Rec::Blob { kind: (i % 9) as u16 + 1, ts: ts_recv, data }
+    let data = (0..len)
+        .map(|j| 1 + ((i as usize + j) % 251) as u8)
+        .collect();
+    Rec::Blob {
+        kind: (i % 9) as u16 + 1,
+        ts: ts_recv,
+        data,
+    }
 }
 
 /// Record `i` of the standard mix: mostly envelopes, every fourth a blob.
-pub fn record(i: u64) -> Rec {
+pub(crate) fn record(i: u64) -> Rec {
     let ts = 1_000_000 + i * 10;
-    if i % 4 == 3 { blob(i, ts) } else { Rec::Env(envelope(i, ts)) }
+    if i % 4 == 3 {
+        blob(i, ts)
+    } else {
+        Rec::Env(envelope(i, ts))
+    }
 }
 
-pub fn append(writer: &mut JournalWriter, rec: &Rec) -> u64 {
+pub(crate) fn append(writer: &mut JournalWriter, rec: &Rec) -> u64 {
     match rec {
         Rec::Env(e) => writer.append_envelope(e).unwrap(),
         Rec::Blob { kind, ts, data } => writer.append_blob(*kind, UnixNanos(*ts), data).unwrap(),
@@ -146,15 +164,31 @@ pub fn append(writer: &mut JournalWriter, rec: &Rec) -> u64 {
 }
 
 /// Asserts a frame carries exactly `rec` (byte-identical envelope bytes).
-pub fn assert_frame(frame: &Frame<'_>, rec: &Rec) {
+pub(crate) fn assert_frame(frame: &Frame<'_>, rec: &Rec) {
     match (frame.body(), rec) {
         (FrameBody::Envelope(bytes), Rec::Env(e)) => {
             assert_eq!(bytes, e.as_bytes(), "seq {}", frame.seq());
             let back = frame.envelope().unwrap().unwrap();
             assert_eq!(back.as_bytes(), e.as_bytes());
         }
-        (FrameBody::Blob { kind, ts_recv, data }, Rec::Blob { kind: k, ts, data: d }) => {
-            assert_eq!((kind, ts_recv.0, data), (*k, *ts, d.as_slice()), "seq {}", frame.seq());
+        (
+            FrameBody::Blob {
+                kind,
+                ts_recv,
+                data,
+            },
+            Rec::Blob {
+                kind: k,
+                ts,
+                data: d,
+            },
+        ) => {
+            assert_eq!(
+                (kind, ts_recv.0, data),
+                (*k, *ts, d.as_slice()),
+                "seq {}",
+                frame.seq()
+            );
         }
         (body, rec) => panic!("seq {}: frame {body:?} but expected {rec:?}", frame.seq()),
     }
@@ -162,7 +196,7 @@ pub fn assert_frame(frame: &Frame<'_>, rec: &Rec) {
 }
 
 /// Every file under `dir` (recursively) with its bytes.
-pub fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -179,7 +213,7 @@ pub fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 /// Segment files of a journal, sorted.
-pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -190,7 +224,7 @@ pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Copies the journal's files (not the lock) into `to`.
-pub fn copy_journal(from: &Path, to: &Path) {
+pub(crate) fn copy_journal(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for path in segment_files(from) {
         std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
