@@ -443,12 +443,13 @@ fn throughput(c: &mut Criterion, streams: &[Stream]) {
 ///
 /// `Instant::now` (vDSO `clock_gettime`) costs ~20–40 ns here, several times one update, so
 /// timing single updates would mostly measure the clock. Instead the stream is applied in
-/// batches of `BATCH` consecutive updates with one `Instant` pair around each batch, and
-/// `batch time / BATCH` is recorded (in picoseconds) into an HDR histogram: the timer cost is
-/// under 1 ns/update and the percentiles are those of 64-update averages, which hides how a
-/// rare slow update (a window move, an overflow insert) is spread inside its batch, so the
-/// maximum batch is printed too. A second pass times single updates (`BATCH = 1`) to show
-/// the tail of individual updates; its figures include the clock's own cost, printed beside.
+/// batches of `batch` (64) consecutive updates with one `Instant` pair around each batch, and
+/// `batch time / batch` is recorded (in picoseconds) into an HDR histogram: the timer cost is
+/// under 1 ns/update and the percentiles are those of 64-update averages. That hides how a
+/// rare slow update (a window move, an overflow insert) stands out inside its batch, so the
+/// maximum batch is printed too, and a second pass times single updates (`batch = 1`) to
+/// show the tail of individual updates; those figures include the clock's own cost (printed
+/// in the summary header). Both passes follow an untimed warm-up pass over the stream.
 fn latency<B: Book>(stream: &Stream, batch: usize, passes: usize) -> Histogram<u64> {
     let mut hist =
         Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds");

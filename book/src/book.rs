@@ -13,7 +13,8 @@ use crate::tick::{MAX_PRICE, TickSize};
 /// whose levels span few ticks costs little whatever the window.
 pub const DEFAULT_WINDOW_TICKS: usize = MAX_WINDOW_TICKS;
 
-/// Largest window size in ticks (2^18 = 64 × 64 × 64, the reach of the three-level bitmap).
+/// Largest window size in ticks: 2^18, the reach of the two-level bitmap (64 summary words of
+/// 64 bits, each summarising a 64-bit word).
 pub const MAX_WINDOW_TICKS: usize = crate::bitset::MAX_SLOTS;
 
 /// Index of a side in [`L2Book::sides`]: `Buy` (code 1) → 0, `Sell` (code 2) → 1.

@@ -35,7 +35,7 @@
 //!
 //! | operation | cost |
 //! |---|---|
-//! | set/delete a level inside the window | O(1): about 70 instructions, no data-dependent branch |
+//! | set/delete a level inside the window | O(1): about 80 instructions with validation, no branch on the old contents |
 //! | delete the best level | O(1): one or two `trailing_zeros`; a scan of at most 64 words if the next level is over 4096 ticks away |
 //! | set/delete a level beyond the window | O(log n) in the overflow map |
 //! | window move | O(levels migrated × log n), amortised by hysteresis |

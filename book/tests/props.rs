@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use aaiti_book::{BookError, L2Book};
+use aaiti_book::{BookError, L2Book, MAX_WINDOW_TICKS};
 use aaiti_model::{Price, Qty, Side};
 use proptest::prelude::*;
 
@@ -128,7 +128,7 @@ proptest! {
     #[test]
     fn matches_btreemap_reference(
         tick in prop_oneof![Just(1i64), Just(5), Just(100)],
-        window in prop_oneof![Just(64usize), Just(512), Just(4096)],
+        window in prop_oneof![Just(64usize), Just(512), Just(4096), Just(MAX_WINDOW_TICKS)],
         start in 1_000i64..1_000_000,
         ops in prop::collection::vec(op(), 1..400),
     ) {

@@ -222,7 +222,7 @@ mod tests {
     fn embedded_default_is_valid() {
         let loaded = load(None).unwrap();
         assert_eq!(loaded.origin, EMBEDDED_NAME);
-        assert_eq!(loaded.registry.len(), 1);
+        assert_eq!(loaded.registry.len(), 21, "BTCUSDT plus the 20 pairs of the Kraken and Coinbase recordings");
         assert!(loaded.config.pipeline.ring_capacity.is_power_of_two());
     }
 

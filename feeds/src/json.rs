@@ -103,43 +103,226 @@ impl JsonParser {
     }
 }
 
-/// Tells a truncated document (an unclosed string, object or array at the end) from other
-/// invalid input. Deterministic, no allocation.
+/// Tells a truncated document (a valid prefix of JSON that ends too early) from other
+/// invalid input, by running a JSON grammar over it. Deterministic, no allocation.
 pub(crate) fn classify_invalid(bytes: &[u8]) -> RejectReason {
-    let mut depth: i64 = 0;
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut any = false;
-    for &b in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
+    match json_prefix(bytes) {
+        Prefix::Incomplete => RejectReason::Truncated,
+        Prefix::Invalid | Prefix::Complete => RejectReason::Malformed,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Prefix {
+    /// Valid so far, but a value is unfinished.
+    Incomplete,
+    /// Not JSON.
+    Invalid,
+    /// A complete document (simd-json refused it for another reason: UTF-8, depth, range).
+    Complete,
+}
+
+/// What the grammar expects next.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Expect {
+    Value,
+    ValueOrArrayEnd,
+    KeyOrObjectEnd,
+    Key,
+    Colon,
+    CommaOrEnd,
+    Done,
+}
+
+fn json_prefix(bytes: &[u8]) -> Prefix {
+    const MAX_DEPTH: usize = 1024;
+    // One bit per open container: 1 = object, 0 = array.
+    let mut stack = [0u64; MAX_DEPTH / 64];
+    let mut depth = 0usize;
+    let mut expect = Expect::Value;
+    let mut i = 0;
+    let n = bytes.len();
+    while i < n {
+        let b = bytes[i];
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
             continue;
         }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth -= 1;
-                if depth < 0 {
-                    return RejectReason::Malformed;
+        let in_object = |depth: usize, stack: &[u64]| {
+            depth > 0 && stack[(depth - 1) / 64] >> ((depth - 1) % 64) & 1 == 1
+        };
+        match expect {
+            Expect::Done => return Prefix::Invalid,
+            Expect::Colon => {
+                if b != b':' {
+                    return Prefix::Invalid;
+                }
+                expect = Expect::Value;
+                i += 1;
+            }
+            Expect::CommaOrEnd => {
+                let object = in_object(depth, &stack);
+                match b {
+                    b',' => expect = if object { Expect::Key } else { Expect::Value },
+                    b'}' if object => depth -= 1,
+                    b']' if !object && depth > 0 => depth -= 1,
+                    _ => return Prefix::Invalid,
+                }
+                if b != b',' {
+                    expect = if depth == 0 { Expect::Done } else { Expect::CommaOrEnd };
+                }
+                i += 1;
+            }
+            Expect::Key | Expect::KeyOrObjectEnd => {
+                if b == b'}' && expect == Expect::KeyOrObjectEnd {
+                    depth -= 1;
+                    expect = if depth == 0 { Expect::Done } else { Expect::CommaOrEnd };
+                    i += 1;
+                } else if b == b'"' {
+                    match string_end(bytes, i + 1) {
+                        Ok(end) => i = end,
+                        Err(prefix) => return prefix,
+                    }
+                    expect = Expect::Colon;
+                } else {
+                    return Prefix::Invalid;
                 }
             }
-            b' ' | b'\t' | b'\n' | b'\r' => continue,
-            _ => {}
+            Expect::Value | Expect::ValueOrArrayEnd => {
+                if b == b']' && expect == Expect::ValueOrArrayEnd {
+                    depth -= 1;
+                    expect = if depth == 0 { Expect::Done } else { Expect::CommaOrEnd };
+                    i += 1;
+                    continue;
+                }
+                match b {
+                    b'{' | b'[' => {
+                        if depth == MAX_DEPTH {
+                            return Prefix::Invalid;
+                        }
+                        let (word, bit) = (depth / 64, depth % 64);
+                        if b == b'{' {
+                            stack[word] |= 1 << bit;
+                            expect = Expect::KeyOrObjectEnd;
+                        } else {
+                            stack[word] &= !(1 << bit);
+                            expect = Expect::ValueOrArrayEnd;
+                        }
+                        depth += 1;
+                        i += 1;
+                        continue;
+                    }
+                    b'"' => match string_end(bytes, i + 1) {
+                        Ok(end) => i = end,
+                        Err(prefix) => return prefix,
+                    },
+                    b't' | b'f' | b'n' => {
+                        let word: &[u8] = match b {
+                            b't' => b"true",
+                            b'f' => b"false",
+                            _ => b"null",
+                        };
+                        let rest = &bytes[i..];
+                        let len = word.len().min(rest.len());
+                        if rest[..len] != word[..len] {
+                            return Prefix::Invalid;
+                        }
+                        if rest.len() < word.len() {
+                            return Prefix::Incomplete;
+                        }
+                        i += word.len();
+                    }
+                    b'-' | b'0'..=b'9' => match number_end(bytes, i) {
+                        Ok(end) => i = end,
+                        Err(prefix) => return prefix,
+                    },
+                    _ => return Prefix::Invalid,
+                }
+                expect = if depth == 0 { Expect::Done } else { Expect::CommaOrEnd };
+            }
         }
-        any = true;
     }
-    if !any || in_string || depth > 0 {
-        RejectReason::Truncated
+    if expect == Expect::Done { Prefix::Complete } else { Prefix::Incomplete }
+}
+
+/// The index after the closing quote of a string whose content starts at `i`.
+fn string_end(bytes: &[u8], mut i: usize) -> Result<usize, Prefix> {
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => return Ok(i + 1),
+            b'\\' => {
+                let Some(&escape) = bytes.get(i + 1) else { return Err(Prefix::Incomplete) };
+                match escape {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                    b'u' => {
+                        for k in 0..4 {
+                            match bytes.get(i + 2 + k) {
+                                None => return Err(Prefix::Incomplete),
+                                Some(h) if h.is_ascii_hexdigit() => {}
+                                Some(_) => return Err(Prefix::Invalid),
+                            }
+                        }
+                        i += 6;
+                    }
+                    _ => return Err(Prefix::Invalid),
+                }
+            }
+            0..=0x1f => return Err(Prefix::Invalid),
+            _ => i += 1,
+        }
+    }
+    Err(Prefix::Incomplete)
+}
+
+/// The index after a number starting at `i` (JSON grammar). A number that reaches the end
+/// of the input may continue: incomplete, unless it is a complete top-level document, which
+/// the caller sees as `Done` only if followed by nothing (so report it as complete here).
+fn number_end(bytes: &[u8], mut i: usize) -> Result<usize, Prefix> {
+    let at_end = |i: usize| i >= bytes.len();
+    let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+    if bytes.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    if at_end(i) {
+        return Err(Prefix::Incomplete);
+    }
+    if bytes[i] == b'0' {
+        i += 1;
+    } else if digit(i) {
+        while digit(i) {
+            i += 1;
+        }
     } else {
-        RejectReason::Malformed
+        return Err(Prefix::Invalid);
     }
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        if at_end(i) {
+            return Err(Prefix::Incomplete);
+        }
+        if !digit(i) {
+            return Err(Prefix::Invalid);
+        }
+        while digit(i) {
+            i += 1;
+        }
+    }
+    if matches!(bytes.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(bytes.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if at_end(i) {
+            return Err(Prefix::Incomplete);
+        }
+        if !digit(i) {
+            return Err(Prefix::Invalid);
+        }
+        while digit(i) {
+            i += 1;
+        }
+    }
+    Ok(i)
 }
 
 /// A parsed document.
@@ -433,6 +616,15 @@ mod tests {
             (b"hello", RejectReason::Malformed),
             (br#"{"a":1}}"#, RejectReason::Malformed),
             (br#"{"a":01}"#, RejectReason::Malformed),
+            (b"\x01garbage{", RejectReason::Malformed),
+            (br#"{"a":tru"#, RejectReason::Truncated),
+            (br#"{"a":-"#, RejectReason::Truncated),
+            (br#"{"a":1.5e"#, RejectReason::Truncated),
+            (br#"{"a":"\u00"#, RejectReason::Truncated),
+            (br#"{"a":"\x"}"#, RejectReason::Malformed),
+            (br#"{"a" 1}"#, RejectReason::Malformed),
+            (br#"[1,]"#, RejectReason::Malformed),
+            (b"{\"a\":\"\xff\"}", RejectReason::Malformed),
         ] {
             let mut bytes = text.to_vec();
             let result = parser.parse(&mut bytes, |_| Ok(()));

@@ -345,6 +345,11 @@ impl<C: Clock> Pacer<C> {
         &self.clock
     }
 
+    /// The clock, mutably.
+    pub fn clock_mut(&mut self) -> &mut C {
+        &mut self.clock
+    }
+
     /// Waits until the message recorded at `recorded` is due; returns the nanoseconds slept.
     /// The first message is due at once; messages recorded out of order are due at once.
     pub fn wait(&mut self, recorded: UnixNanos) -> u64 {

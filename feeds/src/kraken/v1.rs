@@ -45,6 +45,7 @@ enum Parsed {
         depth: usize,
         checksum: Option<u32>,
         ts_event: Option<UnixNanos>,
+        republished: u32,
     },
     Trades {
         local: usize,
@@ -161,7 +162,9 @@ impl KrakenV1Feed {
                 depth,
                 checksum,
                 ts_event,
+                republished,
             } => {
+                self.core.stats.republished_levels += u64::from(republished);
                 self.core
                     .accepted(MessageKind::BookUpdate, Some(local), ts_recv);
                 let ts = (ts_event.unwrap_or(ts_recv), ts_recv);
@@ -343,12 +346,11 @@ fn decode_book(
     if snapshot && (asks.is_some() || bids.is_some() || checksum.is_some() || update_objects != 1) {
         return Err(Reject::new(RejectReason::Inconsistent, "book"));
     }
-    let mut latest: Option<UnixNanos> = None;
-    let mut republished = 0u32;
+    let mut meta = LevelMeta::default();
     let mut side_levels =
         |value: Option<Val<'_, '_>>, side: Side, field: &'static str| -> Result<(), Reject> {
             if let Some(value) = value {
-                levels_of(value, side, local, ctx, levels, &mut latest, &mut republished, field)?;
+                levels_of(value, side, local, ctx, levels, &mut meta, field)?;
             }
             Ok(())
         };
@@ -358,7 +360,7 @@ fn decode_book(
         return Ok(Parsed::Snapshot {
             local,
             depth,
-            ts_event: latest,
+            ts_event: meta.latest,
         });
     }
     if asks.is_none() && bids.is_none() {
@@ -379,8 +381,18 @@ fn decode_book(
         local,
         depth,
         checksum,
-        ts_event: latest,
+        ts_event: meta.latest,
+        republished: meta.republished,
     })
+}
+
+/// What the levels of a book message say besides prices and quantities.
+#[derive(Default)]
+struct LevelMeta {
+    /// The latest level timestamp (the message's event time).
+    latest: Option<UnixNanos>,
+    /// Levels flagged `"r"`.
+    republished: u32,
 }
 
 fn levels_of(
@@ -389,8 +401,7 @@ fn levels_of(
     local: usize,
     ctx: &Ctx<'_>,
     levels: &mut Vec<Level>,
-    latest: &mut Option<UnixNanos>,
-    republished: &mut u32,
+    meta: &mut LevelMeta,
     field: &'static str,
 ) -> Result<(), Reject> {
     let entry = ctx.symbols.entry(local);
@@ -409,13 +420,13 @@ fn levels_of(
         {
             return Err(Reject::new(RejectReason::Inconsistent, field));
         }
-        *republished += u32::from(len == 4);
+        meta.republished += u32::from(len == 4);
         let price = text::price(price.bytes(field)?, entry.price_scale)
             .map_err(|r| Reject::new(r, field))?;
         let qty =
             text::qty(qty.bytes(field)?, entry.qty_scale).map_err(|r| Reject::new(r, field))?;
         let time = text::unix_seconds(time.bytes(field)?).map_err(|r| Reject::new(r, field))?;
-        *latest = Some(latest.map_or(time, |t| t.max(time)));
+        meta.latest = Some(meta.latest.map_or(time, |t| t.max(time)));
         if levels.len() >= ctx.config.max_levels_per_message {
             return Err(Reject::new(RejectReason::TooLarge, field));
         }
