@@ -9,8 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, DEFAULT_CONFIG, LoadedConfig};
+use aaiti_feeds::replay::Pace;
+
+use crate::config::{self, DEFAULT_CONFIG, LoadedConfig, SourceConfig};
 use crate::engine::{self, RunOptions};
+use crate::replay::ReplayVenue;
 use crate::runtime::{Plan, RunReport};
 
 /// AAITI: a low-latency crypto trading core.
@@ -26,6 +29,9 @@ enum Command {
     /// Run the engine (embedded default configuration unless --config is given). Ctrl-C
     /// drains every ring, stops every thread and prints a summary.
     Run(RunArgs),
+    /// Replay a recording through the feed and book stages, optionally cross-checking the
+    /// books against the venue's own data.
+    Replay(ReplayArgs),
     /// Show or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -41,6 +47,12 @@ struct RunArgs {
     /// Where the journal and other state live (default: `engine.data_dir`, `.aaiti`).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Replay speed for replay sources: `max`, `recorded` or a factor such as `10`.
+    #[arg(long, value_name = "SPEED", value_parser = parse_pace)]
+    speed: Option<Pace>,
+    /// Compare books with the venues' own best bid/offer.
+    #[arg(long)]
+    check: bool,
     /// Events per synthetic generator (0: until stopped).
     #[arg(long, value_name = "N")]
     events: Option<u64>,
@@ -53,6 +65,52 @@ struct RunArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The recording: `<recv ns> <json>` lines (optionally gzip) or `<ts>: <json>` captures.
+    file: PathBuf,
+    /// Feed handler; guessed from the file name when absent.
+    #[arg(long, value_enum)]
+    venue: Option<VenueArg>,
+    /// `max` (default), `recorded`, or a factor such as `10`.
+    #[arg(long, value_name = "SPEED", default_value = "max", value_parser = parse_pace)]
+    speed: Pace,
+    /// Cross-check books: Binance BBO vs bookTicker, Kraken checksums, Coinbase BBO vs ticker.
+    #[arg(long)]
+    check: bool,
+    /// Print the report as one JSON object (`--report json`).
+    #[arg(long, value_name = "FORMAT", value_parser = ["json", "text"], default_value = "text")]
+    report: String,
+    /// Configuration file (TOML) replacing the embedded default (its instruments are used).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, clap::ValueEnum)]
+enum VenueArg {
+    Binance,
+    BinanceFutures,
+    Coinbase,
+    Kraken,
+    KrakenV2,
+}
+
+impl From<VenueArg> for ReplayVenue {
+    fn from(venue: VenueArg) -> Self {
+        match venue {
+            VenueArg::Binance => Self::Binance,
+            VenueArg::BinanceFutures => Self::BinanceFutures,
+            VenueArg::Coinbase => Self::Coinbase,
+            VenueArg::Kraken => Self::Kraken,
+            VenueArg::KrakenV2 => Self::KrakenV2,
+        }
+    }
+}
+
+fn parse_pace(text: &str) -> Result<Pace, String> {
+    crate::replay::parse_speed(text)
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +162,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Replay(args) => replay(args),
         Command::Config(ConfigCommand::PrintDefault) => {
             stdout.write_all(DEFAULT_CONFIG.as_bytes())?;
             Ok(ExitCode::SUCCESS)
@@ -113,7 +172,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = RunOptions::default();
             let plan = engine::plan_for(
                 &loaded,
-                &engine::build_pipeline(&loaded, &options),
+                &engine::build_pipeline(&loaded, &options)?,
                 &options,
             )?;
             writeln!(stdout, "{}: ok", loaded.origin)?;
@@ -128,13 +187,80 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let plan = engine::plan_for(
                 &loaded,
-                &engine::build_pipeline(&loaded, &options),
+                &engine::build_pipeline(&loaded, &options)?,
                 &options,
             )?;
             write_plan(&mut stdout, &plan)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let mut loaded = config::load(args.config.as_deref())?;
+    let file = args.file.display().to_string();
+    let venue = match args.venue {
+        Some(venue) => ReplayVenue::from(venue),
+        None => ReplayVenue::guess(&file).with_context(|| {
+            format!("cannot tell the venue of {file} from its name; pass --venue")
+        })?,
+    };
+    loaded.config.sources = vec![SourceConfig::Replay {
+        name: "replay".to_owned(),
+        venue,
+        file: file.clone(),
+        speed: "max".to_owned(),
+    }];
+    let options = RunOptions {
+        speed: Some(args.speed),
+        check: args.check,
+        ..RunOptions::default()
+    };
+    let (plan, running) = engine::start(&loaded, &options)?;
+    let stop = running.stop_handle();
+    ctrlc::set_handler(move || stop.request_stop()).context("cannot install the Ctrl-C handler")?;
+    let report = running.wait();
+    let counter = |component: &str, name: &str| report.counter(component, name).unwrap_or(0);
+    let messages = counter("replay", "messages");
+    let summary = serde_json::json!({
+        "file": file,
+        "venue": venue,
+        "messages": messages,
+        "records": counter("replay", "records"),
+        "book_updates": counter("book", "book_updates"),
+        "deltas": counter("book", "deltas"),
+        "bbo_checks": counter("book", "bbo_checks"),
+        "bbo_mismatches": counter("book", "bbo_mismatches"),
+        "checksum_checks": counter("book", "checksum_checks"),
+        "checksum_failures": counter("book", "checksum_failures"),
+        "gaps": counter("book", "gaps"),
+        "resyncs": counter("book", "resyncs"),
+        "rejected_messages": counter("replay", "rejected_messages"),
+        "bad_lines": counter("replay", "bad_lines"),
+        "crossed": counter("book", "crossed"),
+        "stale": counter("replay", "stale"),
+        "outliers": counter("replay", "outliers"),
+        "elapsed_s": report.elapsed_s,
+        "messages_per_s": messages as f64 / report.elapsed_s.max(1e-9),
+        "threads": plan.threads.len(),
+        "failed": report.failed,
+    });
+    let mut stdout = std::io::stdout().lock();
+    if args.report == "json" {
+        writeln!(stdout, "{summary}")?;
+    } else {
+        write_report(&mut stdout, &report)?;
+        writeln!(
+            stdout,
+            "replay: {}",
+            serde_json::to_string_pretty(&summary)?
+        )?;
+    }
+    Ok(if report.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -159,6 +285,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         events: args.events,
         rate_per_s: args.rate,
+        speed: args.speed,
+        check: args.check,
         duration,
         cores: None,
     };
@@ -293,6 +421,7 @@ fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> 
         writeln!(out, "  {:<24} {}", component.name, counters.join(" "))?;
     }
     if let Some(events) = report.counter("counter", "events") {
+        // Records through the whole pipeline, not venue messages.
         let rate = events as f64 / report.elapsed_s.max(1e-9);
         writeln!(
             out,

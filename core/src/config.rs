@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use aaiti_model::{InstrumentRegistry, InstrumentSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::replay::ReplayVenue;
 use crate::runtime::{PlacementConfig, PlacementError, RingSettings};
 
 /// The configuration compiled into the binary.
@@ -24,8 +25,11 @@ pub struct Config {
     pub engine: EngineConfig,
     /// `[pipeline]`.
     pub pipeline: PipelineConfig,
-    /// `[synthetic]`.
-    pub synthetic: SyntheticConfig,
+    /// `[[sources]]`: where events enter, in stream order (stream ids 1, 2, ...).
+    pub sources: Vec<SourceConfig>,
+    /// `[book]`.
+    #[serde(default)]
+    pub book: BookConfig,
     /// `[placement]`.
     #[serde(default)]
     pub placement: PlacementConfig,
@@ -62,16 +66,55 @@ impl PipelineConfig {
     }
 }
 
-/// `[synthetic]`.
+/// One `[[sources]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Synthetic trades (load generation, tests).
+    Synthetic {
+        /// Source name (placement refers to it).
+        name: String,
+        /// Events to generate; 0 runs until stopped.
+        #[serde(default)]
+        events: u64,
+        /// Events per second (open loop); 0 is as fast as the pipeline takes them.
+        #[serde(default)]
+        rate_per_s: u64,
+    },
+    /// A recording replayed through a venue's feed handler.
+    Replay {
+        /// Source name (placement refers to it).
+        name: String,
+        /// Feed handler: `binance`, `binance-futures`, `coinbase`, `kraken`, `kraken-v2`.
+        venue: ReplayVenue,
+        /// A recording path, or `bundled:binance-btcusdt` for the recording compiled in.
+        file: String,
+        /// `recorded`, `max`, or a speed-up factor such as `10`.
+        #[serde(default = "recorded")]
+        speed: String,
+    },
+}
+
+fn recorded() -> String {
+    "recorded".to_owned()
+}
+
+impl SourceConfig {
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Synthetic { name, .. } | Self::Replay { name, .. } => name,
+        }
+    }
+}
+
+/// `[book]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SyntheticConfig {
-    /// Number of generators.
-    pub sources: u16,
-    /// Events per generator (0: until stopped).
-    pub events: u64,
-    /// Events per second per generator (0: as fast as possible).
-    pub rate_per_s: u64,
+pub struct BookConfig {
+    /// Compare books with the venues' own best bid/offer (`aaiti replay --check`).
+    #[serde(default)]
+    pub check: bool,
 }
 
 /// A configuration that cannot be used.
@@ -187,12 +230,41 @@ pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
             "use at least 1 (1024 is a good start)",
         ));
     }
-    if !(1..=64).contains(&config.synthetic.sources) {
+    if !(1..=64).contains(&config.sources.len()) {
         return Err(invalid(
-            "synthetic.sources",
-            format!("is {}, outside 1..=64", config.synthetic.sources),
-            "use between 1 and 64 generators",
+            "sources",
+            format!("lists {} sources", config.sources.len()),
+            "list between 1 and 64 [[sources]]",
         ));
+    }
+    for (index, source) in config.sources.iter().enumerate() {
+        let key = format!("sources[{index}]");
+        if source.name().trim().is_empty() {
+            return Err(invalid(
+                &format!("{key}.name"),
+                "is empty".into(),
+                "give the source a name",
+            ));
+        }
+        if config.sources[..index]
+            .iter()
+            .any(|other| other.name() == source.name())
+        {
+            return Err(invalid(
+                &format!("{key}.name"),
+                format!("{:?} is used twice", source.name()),
+                "give every source its own name",
+            ));
+        }
+        if let SourceConfig::Replay { speed, .. } = source
+            && let Err(problem) = crate::replay::parse_speed(speed)
+        {
+            return Err(invalid(
+                &format!("{key}.speed"),
+                problem,
+                "use \"max\", \"recorded\" or a factor like \"10\"",
+            ));
+        }
     }
     if config.engine.data_dir.as_os_str().is_empty() {
         return Err(invalid(
@@ -222,7 +294,11 @@ mod tests {
     fn embedded_default_is_valid() {
         let loaded = load(None).unwrap();
         assert_eq!(loaded.origin, EMBEDDED_NAME);
-        assert_eq!(loaded.registry.len(), 21, "BTCUSDT plus the 20 pairs of the Kraken and Coinbase recordings");
+        assert_eq!(
+            loaded.registry.len(),
+            21,
+            "BTCUSDT plus the 20 pairs of the Kraken and Coinbase recordings"
+        );
         assert!(loaded.config.pipeline.ring_capacity.is_power_of_two());
     }
 
@@ -273,8 +349,18 @@ mod tests {
             "{text}"
         );
 
-        let error = parse(&with("sources = 1", "sources = 0"), "s.toml").unwrap_err();
-        assert!(error.to_string().contains("synthetic.sources"), "{error}");
+        let error = parse(&with("speed = \"recorded\"", "speed = \"fast\""), "s.toml").unwrap_err();
+        assert!(error.to_string().contains("sources[0].speed"), "{error}");
+
+        let error = parse(
+            &with("venue = \"binance\"\nfile", "venue = \"nyse\"\nfile"),
+            "v.toml",
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("v.toml") && error.to_string().contains("nyse"),
+            "{error}"
+        );
 
         let error = parse(
             &with("ring_capacity = 65536", "ring_capacity = \"big\""),
@@ -291,7 +377,7 @@ mod tests {
     fn manual_placement_parses() {
         let text = with(
             "pin = true",
-            "pin = true\n[[placement.threads]]\nname = \"io\"\nrun = [\"synthetic-1\"]\ncore = 0\nwait = \"park:100\"\n",
+            "pin = true\n[[placement.threads]]\nname = \"io\"\nrun = [\"binance\"]\ncore = 0\nwait = \"park:100\"\n",
         );
         let loaded = parse(
             &text.replace("mode = \"auto\"", "mode = \"manual\""),

@@ -1,39 +1,82 @@
 //! Builds the configured pipeline, places it, runs it until its sources finish or a stop is
 //! requested, and summarises the run.
+//!
+//! The pipeline today: the configured sources (replays of venue recordings, synthetic
+//! generators) -> `book` (an L2 book per instrument, validity, checksums, BBO checks) ->
+//! `counter` (verifies every stream arrives complete and in order). Later issues insert the
+//! feature, strategy, risk and journal stages.
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, LoadedConfig};
+use aaiti_feeds::replay::Pace;
+use aaiti_model::StreamId;
+
+use crate::config::{ConfigError, LoadedConfig, SourceConfig};
+use crate::replay::{ReplaySource, parse_speed};
 use crate::runtime::{Pipeline, Plan, RunReport, Running, StopHandle, plan};
-use crate::synthetic::{CountingSink, PassThrough, SyntheticSource};
+use crate::stages::book::BookStage;
+use crate::synthetic::{CountingSink, SyntheticSource};
+
+/// Stream id of the book stage's own records. Sources number from 1 in configuration order.
+pub const BOOK_STREAM: StreamId = StreamId(1000);
 
 /// Run-time overrides from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Events per generator instead of the configured number.
+    /// Events per synthetic generator instead of the configured number.
     pub events: Option<u64>,
-    /// Events per second per generator instead of the configured rate (0: max).
+    /// Events per second per synthetic generator instead of the configured rate (0: max).
     pub rate_per_s: Option<u64>,
+    /// Replay speed instead of each replay source's configured one.
+    pub speed: Option<Pace>,
+    /// Compare books with the venues' own BBO (overrides `book.check` when set).
+    pub check: bool,
     /// Stop after this long.
     pub duration: Option<Duration>,
     /// Plan for these cores instead of the process's affinity mask.
     pub cores: Option<Vec<usize>>,
 }
 
-/// The pipeline the configuration describes (today: synthetic generators -> passthrough ->
-/// counter; later issues add the feed, book, strategy, risk and journal stages).
-pub fn build_pipeline(loaded: &LoadedConfig, options: &RunOptions) -> Pipeline {
+/// The pipeline the configuration describes.
+pub fn build_pipeline(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Pipeline> {
     let config = &loaded.config;
-    let events = options.events.unwrap_or(config.synthetic.events);
-    let rate = options.rate_per_s.unwrap_or(config.synthetic.rate_per_s);
     let mut pipeline = Pipeline::new(config.pipeline.ring_settings());
-    for index in 1..=config.synthetic.sources {
-        let name = format!("synthetic-{index}");
-        pipeline = pipeline.source(Box::new(SyntheticSource::new(&name, index, events, rate)));
+    for (index, source) in config.sources.iter().enumerate() {
+        let stream = StreamId(u16::try_from(index + 1)?);
+        pipeline = match source {
+            SourceConfig::Synthetic {
+                name,
+                events,
+                rate_per_s,
+            } => {
+                let events = options.events.unwrap_or(*events);
+                let rate = options.rate_per_s.unwrap_or(*rate_per_s);
+                pipeline.source(Box::new(SyntheticSource::new(name, stream.0, events, rate)))
+            }
+            SourceConfig::Replay {
+                name,
+                venue,
+                file,
+                speed,
+            } => {
+                let pace = match options.speed {
+                    Some(pace) => pace,
+                    None => parse_speed(speed).map_err(anyhow::Error::msg)?,
+                };
+                let source =
+                    ReplaySource::open(name, file, *venue, pace, &loaded.registry, stream)?;
+                pipeline.source(Box::new(source))
+            }
+        };
     }
-    pipeline
-        .stage(Box::new(PassThrough::new("passthrough")))
-        .stage(Box::new(CountingSink::new("counter")))
+    let check = options.check || config.book.check;
+    Ok(pipeline
+        .stage(Box::new(BookStage::new(
+            &loaded.registry,
+            check,
+            BOOK_STREAM,
+        )?))
+        .stage(Box::new(CountingSink::new("counter"))))
 }
 
 /// Plans the pipeline's threads for this machine (or `options.cores`).
@@ -52,7 +95,7 @@ pub fn plan_for(
 
 /// Starts the pipeline and arranges the optional time limit.
 pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<(Plan, Running)> {
-    let pipeline = build_pipeline(loaded, options);
+    let pipeline = build_pipeline(loaded, options)?;
     let plan = plan_for(loaded, &pipeline, options)?;
     let running = pipeline.start(&plan)?;
     if let Some(duration) = options.duration {
@@ -76,7 +119,7 @@ fn stop_after(stop: &StopHandle, duration: Duration) {
     }
 }
 
-/// Runs to completion (sources finished, time limit, or `stop` requested elsewhere).
+/// Runs to completion (sources finished, time limit, or a stop requested elsewhere).
 pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<(Plan, RunReport)> {
     let (plan, running) = start(loaded, options)?;
     Ok((plan, running.wait()))

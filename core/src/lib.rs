@@ -6,6 +6,7 @@
 //! * [`config`]: the embedded default configuration and TOML overrides.
 //! * [`engine`]: builds the configured pipeline and runs it.
 //! * [`stages`]: the engine's stages (books today).
+//! * [`replay`]: recorded venue traffic as a pipeline source.
 //! * [`cli`]: the `aaiti` command line (`src/main.rs` only calls [`cli::main`]).
 #![deny(unsafe_code)]
 
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod replay;
 pub mod runtime;
 pub mod stages;
 pub mod synthetic;

@@ -23,12 +23,21 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The default configuration with threads that yield instead of spinning: the suite shares
-/// two cores among its tests.
-fn polite_config(dir: &std::path::Path) -> PathBuf {
-    let text = DEFAULT_CONFIG.replacen("wait = \"busy-spin\"", "wait = \"yield\"", 1);
+/// The default configuration with threads that yield instead of spinning (the suite shares
+/// two cores among its tests), optionally with a synthetic generator instead of the replay.
+fn polite_config(dir: &std::path::Path, synthetic: bool) -> PathBuf {
+    let mut text = DEFAULT_CONFIG.replacen("wait = \"busy-spin\"", "wait = \"yield\"", 1);
     assert_ne!(text, DEFAULT_CONFIG);
-    let path = dir.join("polite.toml");
+    if synthetic {
+        let replay = "kind = \"replay\"\nname = \"binance\"\nvenue = \"binance\"\nfile = \"bundled:binance-btcusdt\"\nspeed = \"recorded\"\n";
+        assert!(text.contains(replay));
+        text = text.replacen(replay, "kind = \"synthetic\"\nname = \"synthetic-1\"\n", 1);
+    }
+    let path = dir.join(if synthetic {
+        "synthetic.toml"
+    } else {
+        "polite.toml"
+    });
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -68,7 +77,7 @@ fn print_default_shows_the_embedded_configuration() {
 #[test]
 fn bounded_run_prints_a_json_summary_and_writes_it_to_the_data_dir() {
     let dir = temp_dir("bounded");
-    let config = polite_config(&dir);
+    let config = polite_config(&dir, true);
     let data = dir.join("data");
     let output = aaiti()
         .args([
@@ -97,9 +106,10 @@ fn bounded_run_prints_a_json_summary_and_writes_it_to_the_data_dir() {
 #[test]
 fn ctrl_c_drains_and_prints_the_summary() {
     let dir = temp_dir("sigint");
-    let config = polite_config(&dir);
+    // The default run: the bundled recording at its recorded pace (650 s), stopped early.
+    let config = polite_config(&dir, false);
     let child = aaiti()
-        .args(["run", "--json", "--rate", "200000", "--config"])
+        .args(["run", "--json", "--config"])
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.join("data"))
@@ -122,13 +132,16 @@ fn ctrl_c_drains_and_prints_the_summary() {
     let summary = json(&output);
     assert_eq!(summary["interrupted"], true);
     assert_eq!(summary["report"]["failed"], false);
-    let emitted = counter(&summary, "synthetic-1", "emitted");
-    assert!(emitted > 0);
+    let records = counter(&summary, "binance", "records");
+    assert!(records > 0, "the replay emitted nothing in 700 ms");
+    let added_by_book =
+        counter(&summary, "book", "tops_emitted") + counter(&summary, "book", "crossed");
     assert_eq!(
         counter(&summary, "counter", "events"),
-        emitted,
-        "every event emitted before Ctrl-C arrives"
+        records + added_by_book,
+        "every record emitted before Ctrl-C arrives"
     );
+    assert_eq!(counter(&summary, "counter", "gaps"), 0);
     assert_eq!(counter(&summary, "counter", "shutdown_seen"), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -187,6 +200,7 @@ fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
 #[test]
 fn placement_command_plans_for_any_core_count() {
     for (cores, threads) in [(1, "1 threads"), (2, "2 threads"), (16, "3 threads")] {
+        // Default pipeline: one replay source, then the book and counter stages.
         let output = aaiti()
             .args(["placement", "--cores", &cores.to_string()])
             .output()

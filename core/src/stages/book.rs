@@ -58,8 +58,11 @@ struct InstrumentBook {
     venue: VenueId,
     valid: bool,
     reference: BboReference,
-    /// Venue tickers not yet matched with an applied update (UpdateId alignment only).
+    /// Venue tickers the book has not reached yet (UpdateId alignment only).
     tickers: VecDeque<TopOfBook>,
+    /// The latest ticker the book has reached: the reference of every later comparison
+    /// until a newer one is reached.
+    reached_ticker: Option<TopOfBook>,
     last_top: TopOfBook,
 }
 
@@ -110,6 +113,7 @@ impl BookStage {
                 valid: false,
                 reference,
                 tickers: VecDeque::with_capacity(64),
+                reached_ticker: None,
                 last_top: TopOfBook::default(),
             }));
         }
@@ -294,23 +298,26 @@ impl BookStage {
             | FeedEventKind::Disconnected => {
                 state.valid = false;
                 state.tickers.clear();
+                state.reached_ticker = None;
             }
             _ => {}
         }
     }
 }
 
-/// Binance alignment: the latest ticker whose update id the book has reached.
+/// Binance alignment: after each applied update, the latest ticker whose update id `u` is at
+/// most the book's last applied update id.
 fn compare_aligned(state: &mut InstrumentBook, stats: &mut BookStats) {
     let applied = state.book.venue_seq();
-    let mut reference = None;
     while let Some(ticker) = state.tickers.front() {
         if ticker.venue_seq > applied {
             break;
         }
-        reference = state.tickers.pop_front();
+        state.reached_ticker = state.tickers.pop_front();
     }
-    let Some(ticker) = reference else { return };
+    let Some(ticker) = state.reached_ticker else {
+        return;
+    };
     stats.bbo_checks += 1;
     let bid = state.book.best(Side::Buy);
     let ask = state.book.best(Side::Sell);
@@ -514,6 +521,12 @@ mod tests {
             (stage.stats().bbo_checks, stage.stats().bbo_mismatches),
             (1, 0)
         );
+        // The next update is compared with the same (latest reached) ticker: now it differs.
+        stage.on_event(&delta(Side::Sell, 101, 8, 12, true), &mut out);
+        assert_eq!(
+            (stage.stats().bbo_checks, stage.stats().bbo_mismatches),
+            (2, 1)
+        );
         let gap = FeedEvent {
             kind: FeedEventKind::Gap.code(),
             ..FeedEvent::default()
@@ -527,6 +540,6 @@ mod tests {
         );
         assert!(!stage.is_valid(InstrumentId(0)));
         assert_eq!(stage.stats().gaps, 1);
-        assert_eq!(stage.stats().book_updates, 2);
+        assert_eq!(stage.stats().book_updates, 3);
     }
 }
