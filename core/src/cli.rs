@@ -170,11 +170,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Check { file }) => {
             let loaded = config::load(file.as_deref())?;
             let options = RunOptions::default();
-            let plan = engine::plan_for(
-                &loaded,
-                &engine::build_pipeline(&loaded, &options)?,
-                &options,
-            )?;
+            // (No data directory: checking never opens or changes a journal.)
+            let plan = engine::preview_plan(&loaded, &options)?;
             writeln!(stdout, "{}: ok", loaded.origin)?;
             write_plan(&mut stdout, &plan)?;
             Ok(ExitCode::SUCCESS)
@@ -185,11 +182,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 cores: args.cores.map(|n| (0..n.max(1)).collect()),
                 ..RunOptions::default()
             };
-            let plan = engine::plan_for(
-                &loaded,
-                &engine::build_pipeline(&loaded, &options)?,
-                &options,
-            )?;
+            let plan = engine::preview_plan(&loaded, &options)?;
             write_plan(&mut stdout, &plan)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -216,7 +209,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         check: args.check,
         ..RunOptions::default()
     };
-    let (plan, running) = engine::start(&loaded, &options)?;
+    let engine::Started { plan, running, .. } = engine::start(&loaded, &options)?;
     let stop = running.stop_handle();
     ctrlc::set_handler(move || stop.request_stop()).context("cannot install the Ctrl-C handler")?;
     let report = running.wait();
@@ -289,8 +282,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         check: args.check,
         duration,
         cores: None,
+        data_dir: Some(data_dir.clone()),
     };
-    let (plan, running) = engine::start(&loaded, &options)?;
+    let engine::Started {
+        plan,
+        running,
+        recovery,
+    } = engine::start(&loaded, &options)?;
     {
         let mut stderr = std::io::stderr().lock();
         writeln!(
@@ -315,6 +313,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "config": loaded.origin,
         "data_dir": data_dir.display().to_string(),
         "interrupted": INTERRUPTED.load(Ordering::SeqCst),
+        "recovery": recovery,
         "report": report,
     });
     let summary_path = data_dir.join("run-summary.json");

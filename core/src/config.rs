@@ -30,6 +30,9 @@ pub struct Config {
     /// `[book]`.
     #[serde(default)]
     pub book: BookConfig,
+    /// `[journal]`.
+    #[serde(default)]
+    pub journal: JournalSection,
     /// `[placement]`.
     #[serde(default)]
     pub placement: PlacementConfig,
@@ -105,6 +108,84 @@ impl SourceConfig {
         match self {
             Self::Synthetic { name, .. } | Self::Replay { name, .. } => name,
         }
+    }
+}
+
+/// `[journal]`: the memory-mapped event journal under `<data-dir>/journal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalSection {
+    /// Journal every record and resume from the journal on start.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Size of each segment file in MiB.
+    #[serde(default = "default_segment_mb")]
+    pub segment_size_mb: u64,
+    /// `none` (survives a process crash), `interval` (msync every `interval_ms` or
+    /// `interval_records`, group commit) or `sync` (msync before each batch is released).
+    #[serde(default = "default_durability")]
+    pub durability: String,
+    /// `interval`: longest time between syncs.
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u32,
+    /// `interval`: most records between syncs (0: time only).
+    #[serde(default)]
+    pub interval_records: u32,
+    /// Pre-fault pages ahead of the writer.
+    #[serde(default = "yes")]
+    pub prefault: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_segment_mb() -> u64 {
+    256
+}
+fn default_durability() -> String {
+    "none".to_owned()
+}
+fn default_interval_ms() -> u32 {
+    10
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            segment_size_mb: default_segment_mb(),
+            durability: default_durability(),
+            interval_ms: default_interval_ms(),
+            interval_records: 0,
+            prefault: true,
+        }
+    }
+}
+
+impl JournalSection {
+    /// As the journal crate's configuration.
+    pub fn writer_config(&self) -> Result<aaiti_journal::JournalConfig, String> {
+        let durability = match self.durability.as_str() {
+            "none" => aaiti_journal::Durability::None,
+            "interval" => aaiti_journal::Durability::Interval {
+                ms: self.interval_ms,
+                records: self.interval_records,
+            },
+            "sync" => aaiti_journal::Durability::Sync,
+            other => {
+                return Err(format!(
+                    "durability {other:?} is not \"none\", \"interval\" or \"sync\""
+                ));
+            }
+        };
+        let config = aaiti_journal::JournalConfig {
+            segment_size_bytes: self.segment_size_mb.saturating_mul(1 << 20),
+            durability,
+            prefault: self.prefault,
+            ..aaiti_journal::JournalConfig::default()
+        };
+        config.validate().map_err(|error| error.to_string())?;
+        Ok(config)
     }
 }
 
@@ -271,6 +352,13 @@ pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
             "engine.data_dir",
             "is empty".into(),
             "name a directory, e.g. \".aaiti\"",
+        ));
+    }
+    if let Err(problem) = config.journal.writer_config() {
+        return Err(invalid(
+            "journal",
+            problem,
+            "use durability = \"none\", \"interval\" or \"sync\" and a segment_size_mb of 1 or more",
         ));
     }
     let registry = InstrumentRegistry::from_specs(&config.instruments).map_err(|source| {

@@ -123,6 +123,9 @@ pub struct ReplaySource {
     buffer: RecordBuffer,
     counters: ReplayCounters,
     feed_stats: Option<FeedStats>,
+    /// Records up to this sequence were journaled before a restart: they are normalized
+    /// again (to rebuild the handler's state) but not emitted.
+    resume_after_seq: u64,
 }
 
 impl ReplaySource {
@@ -179,6 +182,7 @@ impl ReplaySource {
             buffer: RecordBuffer::with_capacity(4096),
             counters: ReplayCounters::default(),
             feed_stats: None,
+            resume_after_seq: 0,
         })
     }
 }
@@ -186,6 +190,10 @@ impl ReplaySource {
 impl Source for ReplaySource {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn resume_after(&mut self, last_seq: u64) {
+        self.resume_after_seq = last_seq;
     }
 
     fn poll(&mut self, out: &mut Emitter<'_>) -> SourceStatus {
@@ -207,8 +215,13 @@ impl Source for ReplaySource {
                     return SourceStatus::Finished;
                 }
             };
-            // Recorded pace sleeps here, on the source's own thread.
-            self.pacer.wait(message.ts_recv);
+            // While resuming, messages whose records are already journaled are normalized
+            // again (the handler rebuilds its state) without pacing and without emitting.
+            let resuming = self.handler.last_seq() < self.resume_after_seq;
+            if !resuming {
+                // Recorded pace sleeps here, on the source's own thread.
+                self.pacer.wait(message.ts_recv);
+            }
             self.buffer.clear();
             self.handler.on_tick(message.ts_recv, &mut self.buffer);
             self.counters.messages += 1;
@@ -219,9 +232,11 @@ impl Source for ReplaySource {
             {
                 self.counters.rejected_messages += 1;
             }
-            self.counters.records += self.buffer.len() as u64;
             for envelope in self.buffer.iter() {
-                out.emit(envelope);
+                if envelope.header.seq > self.resume_after_seq {
+                    self.counters.records += 1;
+                    out.emit(envelope);
+                }
             }
         }
         SourceStatus::Busy

@@ -107,6 +107,13 @@ impl Source for SyntheticSource {
         SourceStatus::Busy
     }
 
+    fn resume_after(&mut self, last_seq: u64) {
+        self.emitted = last_seq;
+        if self.events > 0 && self.emitted > self.events {
+            self.emitted = self.events;
+        }
+    }
+
     fn report(&self) -> Vec<(String, u64)> {
         vec![("emitted".to_owned(), self.emitted)]
     }

@@ -166,10 +166,8 @@ impl CoinbaseFeed {
             for local in 0..self.books.len() {
                 if self.books[local].synced {
                     self.books[local].synced = false;
-                    // `gap` counts too; count the connection's gap once.
-                    self.core
-                        .gap(out, local, sequence, previous.wrapping_add(1), ts);
-                    self.core.stats.gaps -= 1;
+                    let expected = previous.wrapping_add(1);
+                    self.core.gap_events(out, local, sequence, expected, ts);
                 }
             }
         }

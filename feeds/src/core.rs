@@ -432,7 +432,7 @@ impl FeedCore {
         );
     }
 
-    /// `Gap` then `ResyncRequested` for `local`.
+    /// `Gap` then `ResyncRequested` for `local`, counting one gap.
     pub(crate) fn gap(
         &mut self,
         out: &mut RecordBuffer,
@@ -442,6 +442,19 @@ impl FeedCore {
         ts: (UnixNanos, UnixNanos),
     ) {
         self.stats.gaps += 1;
+        self.gap_events(out, local, venue_seq, expected, ts);
+    }
+
+    /// `Gap` then `ResyncRequested` for `local`, without counting (a connection-wide gap
+    /// reported on each of its books counts once).
+    pub(crate) fn gap_events(
+        &mut self,
+        out: &mut RecordBuffer,
+        local: usize,
+        venue_seq: u64,
+        expected: u64,
+        ts: (UnixNanos, UnixNanos),
+    ) {
         let instrument = self.symbols.entry(local).id;
         tracing::warn!(
             feed = self.name,

@@ -169,14 +169,22 @@ fn json_prefix(bytes: &[u8]) -> Prefix {
                     _ => return Prefix::Invalid,
                 }
                 if b != b',' {
-                    expect = if depth == 0 { Expect::Done } else { Expect::CommaOrEnd };
+                    expect = if depth == 0 {
+                        Expect::Done
+                    } else {
+                        Expect::CommaOrEnd
+                    };
                 }
                 i += 1;
             }
             Expect::Key | Expect::KeyOrObjectEnd => {
                 if b == b'}' && expect == Expect::KeyOrObjectEnd {
                     depth -= 1;
-                    expect = if depth == 0 { Expect::Done } else { Expect::CommaOrEnd };
+                    expect = if depth == 0 {
+                        Expect::Done
+                    } else {
+                        Expect::CommaOrEnd
+                    };
                     i += 1;
                 } else if b == b'"' {
                     match string_end(bytes, i + 1) {
@@ -191,7 +199,11 @@ fn json_prefix(bytes: &[u8]) -> Prefix {
             Expect::Value | Expect::ValueOrArrayEnd => {
                 if b == b']' && expect == Expect::ValueOrArrayEnd {
                     depth -= 1;
-                    expect = if depth == 0 { Expect::Done } else { Expect::CommaOrEnd };
+                    expect = if depth == 0 {
+                        Expect::Done
+                    } else {
+                        Expect::CommaOrEnd
+                    };
                     i += 1;
                     continue;
                 }
@@ -238,11 +250,19 @@ fn json_prefix(bytes: &[u8]) -> Prefix {
                     },
                     _ => return Prefix::Invalid,
                 }
-                expect = if depth == 0 { Expect::Done } else { Expect::CommaOrEnd };
+                expect = if depth == 0 {
+                    Expect::Done
+                } else {
+                    Expect::CommaOrEnd
+                };
             }
         }
     }
-    if expect == Expect::Done { Prefix::Complete } else { Prefix::Incomplete }
+    if expect == Expect::Done {
+        Prefix::Complete
+    } else {
+        Prefix::Incomplete
+    }
 }
 
 /// The index after the closing quote of a string whose content starts at `i`.
@@ -251,7 +271,9 @@ fn string_end(bytes: &[u8], mut i: usize) -> Result<usize, Prefix> {
         match bytes[i] {
             b'"' => return Ok(i + 1),
             b'\\' => {
-                let Some(&escape) = bytes.get(i + 1) else { return Err(Prefix::Incomplete) };
+                let Some(&escape) = bytes.get(i + 1) else {
+                    return Err(Prefix::Incomplete);
+                };
                 match escape {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
                     b'u' => {

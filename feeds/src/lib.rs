@@ -74,6 +74,7 @@ mod core;
 mod error;
 mod json;
 mod kraken;
+pub mod live;
 mod quality;
 pub mod replay;
 mod stats;

@@ -2,7 +2,12 @@
 //! byte) and identical rejections, on the whole recording and on mutated real messages
 //! (byte flips, truncations, inserted whitespace, reordered fields, exponent and other
 //! number spellings, escapes, duplicated keys).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 mod util;
 
@@ -17,13 +22,21 @@ use util::*;
 
 fn feed(registry: &InstrumentRegistry, market: BinanceMarket, fast_path: bool) -> BinanceFeed {
     let venue = registry.venue_id("binance").unwrap();
-    let config = FeedConfig { fast_path, ..FeedConfig::default() };
+    let config = FeedConfig {
+        fast_path,
+        ..FeedConfig::default()
+    };
     BinanceFeed::new(registry, venue, StreamId(1), config, market)
 }
 
 type Outcome = Result<MessageOutcome, FeedError>;
 
-fn run(feed: &mut BinanceFeed, message: &[u8], ts: UnixNanos, out: &mut RecordBuffer) -> (Outcome, Vec<Vec<u8>>) {
+fn run(
+    feed: &mut BinanceFeed,
+    message: &[u8],
+    ts: UnixNanos,
+    out: &mut RecordBuffer,
+) -> (Outcome, Vec<Vec<u8>>) {
     out.clear();
     let mut bytes = message.to_vec();
     let outcome = feed.on_message(&mut bytes, ts, out);
@@ -41,7 +54,11 @@ fn whole_recording_is_identical_on_both_paths() {
         let b = run(&mut general, &message, ts, &mut out);
         assert_eq!(a, b, "{}", String::from_utf8_lossy(&message));
     }
-    assert_eq!(fast.stats().fast_path_hits, 99_573, "every stream message takes the fast path");
+    assert_eq!(
+        fast.stats().fast_path_hits,
+        99_573,
+        "every stream message takes the fast path"
+    );
     assert_eq!(general.stats().fast_path_hits, 0);
 }
 
@@ -84,7 +101,11 @@ fn samples() -> &'static [(BinanceMarket, Vec<u8>)] {
 fn first_id(message: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(message).ok()?;
     let at = text.find(r#""U":"#)? + 4;
-    text[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    text[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Positions of the decimal strings (`"61737.63000000"`) in a message.
@@ -98,7 +119,8 @@ fn number_spans(message: &[u8]) -> Vec<(usize, usize)> {
             while end < message.len() && (message[end].is_ascii_digit() || message[end] == b'.') {
                 end += 1;
             }
-            if end > start && message.get(end) == Some(&b'"') && message[start..end].contains(&b'.') {
+            if end > start && message.get(end) == Some(&b'"') && message[start..end].contains(&b'.')
+            {
                 spans.push((start, end));
                 i = end + 1;
                 continue;
@@ -128,13 +150,24 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Flip { at, byte }),
         any::<usize>().prop_map(|at| Mutation::Truncate { at }),
         (any::<usize>(), 1..8usize).prop_map(|(at, len)| Mutation::Delete { at, len }),
-        (any::<usize>(), prop::sample::select(vec![b' ', b'\n', b'\t', b'\r'])).prop_map(|(at, ws)| Mutation::Whitespace { at, ws }),
+        (
+            any::<usize>(),
+            prop::sample::select(vec![b' ', b'\n', b'\t', b'\r'])
+        )
+            .prop_map(|(at, ws)| Mutation::Whitespace { at, ws }),
         Just(Mutation::Reorder),
-        (any::<usize>(), 0..14usize).prop_map(|(which, spelling)| Mutation::Number { which, spelling }),
+        (any::<usize>(), 0..14usize)
+            .prop_map(|(which, spelling)| Mutation::Number { which, spelling }),
         any::<usize>().prop_map(|which| Mutation::Unquote { which }),
         any::<usize>().prop_map(|at| Mutation::Escape { at }),
         any::<usize>().prop_map(|which| Mutation::DuplicateKey { which }),
-        (any::<usize>(), prop::collection::vec(prop::sample::select(b"{}[]\",:0123456789.-eEtrufalsn \\".to_vec()), 1..4))
+        (
+            any::<usize>(),
+            prop::collection::vec(
+                prop::sample::select(b"{}[]\",:0123456789.-eEtrufalsn \\".to_vec()),
+                1..4
+            )
+        )
             .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
     ]
 }
@@ -143,7 +176,12 @@ fn respell(number: &str, spelling: usize) -> String {
     let (int, frac) = number.split_once('.').unwrap_or((number, ""));
     match spelling {
         0 => format!("{int}.{frac}e0"),
-        1 => format!("{}.{}{}e4", int.get(..1).unwrap_or("1"), int.get(1..).unwrap_or(""), frac),
+        1 => format!(
+            "{}.{}{}e4",
+            int.get(..1).unwrap_or("1"),
+            int.get(1..).unwrap_or(""),
+            frac
+        ),
         2 => format!("+{number}"),
         3 => format!("00{number}"),
         4 => format!("{number}000"),
@@ -200,7 +238,9 @@ fn apply(message: &[u8], mutation: &Mutation) -> Vec<u8> {
         }
         Mutation::Escape { at } => {
             // Spell one letter of a string as a \u escape (same string, different bytes).
-            let letters: Vec<usize> = (0..m.len()).filter(|&i| m[i].is_ascii_alphabetic()).collect();
+            let letters: Vec<usize> = (0..m.len())
+                .filter(|&i| m[i].is_ascii_alphabetic())
+                .collect();
             if !letters.is_empty() {
                 let i = letters[at % letters.len()];
                 let escaped = format!("\\u{:04x}", m[i]);
@@ -263,18 +303,44 @@ fn unmutated_samples_take_the_fast_path() {
         let mut fast = feed(&registry, *market, true);
         let mut out = RecordBuffer::new();
         let _ = run(&mut fast, message, UnixNanos(1), &mut out);
-        assert_eq!(fast.stats().fast_path_hits, 1, "{}", String::from_utf8_lossy(message));
+        assert_eq!(
+            fast.stats().fast_path_hits,
+            1,
+            "{}",
+            String::from_utf8_lossy(message)
+        );
     }
 }
 
 #[test]
 fn valid_respellings_stay_on_the_fast_path_and_others_fall_back() {
     let registry = binance_registry();
-    let (_, depth) = samples().iter().find(|(_, m)| first_id(m).is_some()).unwrap();
+    let (_, depth) = samples()
+        .iter()
+        .find(|(_, m)| first_id(m).is_some())
+        .unwrap();
     for (mutation, fast_hit) in [
-        (Mutation::Number { which: 0, spelling: 3 }, true),
-        (Mutation::Number { which: 1, spelling: 4 }, true),
-        (Mutation::Number { which: 0, spelling: 1 }, false),
+        (
+            Mutation::Number {
+                which: 0,
+                spelling: 3,
+            },
+            true,
+        ),
+        (
+            Mutation::Number {
+                which: 1,
+                spelling: 4,
+            },
+            true,
+        ),
+        (
+            Mutation::Number {
+                which: 0,
+                spelling: 1,
+            },
+            false,
+        ),
         (Mutation::Whitespace { at: 10, ws: b' ' }, false),
         (Mutation::Reorder, false),
         (Mutation::Escape { at: 0 }, false),

@@ -3,12 +3,21 @@
 //! never panic; a rejected message appends exactly one `Rejected` event and leaves the
 //! books and the counters of accepted work untouched; accepted output validates and is
 //! numbered without gaps.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 mod util;
 
-use aaiti_feeds::{BinanceFeed, CoinbaseFeed, FeedConfig, FeedHandler, KrakenV1Feed, KrakenV2Feed, RecordBuffer};
-use aaiti_model::{FeedEvent, FeedEventKind, InstrumentId, InstrumentRegistry, StreamId, UnixNanos};
+use aaiti_feeds::{
+    BinanceFeed, CoinbaseFeed, FeedConfig, FeedHandler, KrakenV1Feed, KrakenV2Feed, RecordBuffer,
+};
+use aaiti_model::{
+    FeedEvent, FeedEventKind, InstrumentId, InstrumentRegistry, StreamId, UnixNanos,
+};
 use proptest::prelude::*;
 use util::*;
 
@@ -61,7 +70,8 @@ fn op() -> impl Strategy<Value = Op> {
         (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Op::Flip(a, b)),
         any::<usize>().prop_map(Op::Truncate),
         (any::<usize>(), 1..16usize).prop_map(|(a, n)| Op::Delete(a, n)),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..6)).prop_map(|(a, b)| Op::Insert(a, b)),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..6))
+            .prop_map(|(a, b)| Op::Insert(a, b)),
         (any::<usize>(), 1..40usize).prop_map(|(a, n)| Op::Duplicate(a, n)),
     ]
 }
@@ -100,12 +110,19 @@ fn mutate(message: &[u8], ops: &[Op]) -> Vec<u8> {
 fn input(corpus: &'static [Vec<u8>]) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..300),
-        (0..corpus.len(), prop::collection::vec(op(), 1..4)).prop_map(move |(i, ops)| mutate(&corpus[i], &ops)),
+        (0..corpus.len(), prop::collection::vec(op(), 1..4))
+            .prop_map(move |(i, ops)| mutate(&corpus[i], &ops)),
     ]
 }
 
 fn corpus(lines: &[&str]) -> &'static [Vec<u8>] {
-    Box::leak(lines.iter().map(|l| l.as_bytes().to_vec()).collect::<Vec<_>>().into_boxed_slice())
+    Box::leak(
+        lines
+            .iter()
+            .map(|l| l.as_bytes().to_vec())
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    )
 }
 
 fn binance_corpus() -> &'static [Vec<u8>] {
@@ -121,10 +138,20 @@ fn binance_corpus() -> &'static [Vec<u8>] {
 }
 
 fn binance(registry: &InstrumentRegistry, fast_path: bool) -> BinanceFeed {
-    let config = FeedConfig { fast_path, ..FeedConfig::default() };
-    let mut feed = BinanceFeed::new_spot(registry, registry.venue_id("binance").unwrap(), StreamId(1), config);
-    let mut snapshot = br#"{"lastUpdateId":100,"bids":[["61737.00","1"]],"asks":[["61838.00","1"]]}"#.to_vec();
-    feed.on_message(&mut snapshot, UnixNanos(1), &mut RecordBuffer::new()).unwrap();
+    let config = FeedConfig {
+        fast_path,
+        ..FeedConfig::default()
+    };
+    let mut feed = BinanceFeed::new_spot(
+        registry,
+        registry.venue_id("binance").unwrap(),
+        StreamId(1),
+        config,
+    );
+    let mut snapshot =
+        br#"{"lastUpdateId":100,"bids":[["61737.00","1"]],"asks":[["61838.00","1"]]}"#.to_vec();
+    feed.on_message(&mut snapshot, UnixNanos(1), &mut RecordBuffer::new())
+        .unwrap();
     feed
 }
 

@@ -1,5 +1,10 @@
 //! Replay: both recording formats, gzip, and pacing on an injected clock.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 mod util;
 
@@ -33,16 +38,29 @@ fn reads_receive_nanos_lines() {
     let text = b"1723161253937085768 {\"a\":1}\n\n1723161254036059768 {\"b\":2}\r\n1723161254036059769 [3]";
     let mut reader = RecordingReader::new(&text[..], None);
     let first = reader.next_message().unwrap().unwrap();
-    assert_eq!((first.ts_recv, &*first.payload, first.line), (UnixNanos(1_723_161_253_937_085_768), &b"{\"a\":1}"[..], 1));
+    assert_eq!(
+        (first.ts_recv, &*first.payload, first.line),
+        (UnixNanos(1_723_161_253_937_085_768), &b"{\"a\":1}"[..], 1)
+    );
     let second = reader.next_message().unwrap().unwrap();
-    assert_eq!((second.ts_recv.0, &*second.payload, second.line), (1_723_161_254_036_059_768, &b"{\"b\":2}"[..], 3));
+    assert_eq!(
+        (second.ts_recv.0, &*second.payload, second.line),
+        (1_723_161_254_036_059_768, &b"{\"b\":2}"[..], 3)
+    );
     assert_eq!(&*reader.next_message().unwrap().unwrap().payload, b"[3]");
     assert!(reader.next_message().unwrap().is_none());
     assert_eq!(reader.format(), Some(RecordingFormat::ReceiveNanos));
 
     let mut bad = RecordingReader::new(&b"12x {}\n5 {}\n"[..], Some(RecordingFormat::ReceiveNanos));
-    assert!(matches!(bad.next_message(), Err(ReplayError::BadLine { line: 1, .. })));
-    assert_eq!(bad.next_message().unwrap().unwrap().ts_recv, UnixNanos(5), "the reader continues");
+    assert!(matches!(
+        bad.next_message(),
+        Err(ReplayError::BadLine { line: 1, .. })
+    ));
+    assert_eq!(
+        bad.next_message().unwrap().unwrap().ts_recv,
+        UnixNanos(5),
+        "the reader continues"
+    );
 }
 
 #[test]
@@ -56,10 +74,16 @@ fn reads_capture_lines() {
     assert_eq!(first.ts_recv, UnixNanos(1_618_678_132_825_818_800));
     assert_eq!(&*first.payload, br#"{"event":"systemStatus"}"#);
     assert_eq!(first.line, 3);
-    assert_eq!(reader.next_message().unwrap().unwrap().ts_recv, UnixNanos(1_618_678_133_294_905_200));
+    assert_eq!(
+        reader.next_message().unwrap().unwrap().ts_recv,
+        UnixNanos(1_618_678_133_294_905_200)
+    );
     assert!(reader.next_message().unwrap().is_none());
     assert_eq!(reader.client_lines(), 1);
-    assert_eq!(reader.connected_at(), Some(UnixNanos(1_618_678_132_385_815_100)));
+    assert_eq!(
+        reader.connected_at(),
+        Some(UnixNanos(1_618_678_132_385_815_100))
+    );
 }
 
 #[test]
@@ -75,7 +99,11 @@ fn reads_the_recordings() {
     assert_eq!(count, 99_574, "both gzip members");
     assert!(last.0 > 1_723_161_253_937_085_768 + 650_000_000_000);
 
-    for (path, messages, client) in [(KRAKEN_V1_BOOK, 4_321, 1), (COINBASE, 9_946, 3), (KRAKEN_V1_TRADE, 49, 1)] {
+    for (path, messages, client) in [
+        (KRAKEN_V1_BOOK, 4_321, 1),
+        (COINBASE, 9_946, 3),
+        (KRAKEN_V1_TRADE, 49, 1),
+    ] {
         let mut reader = RecordingReader::open(path).unwrap();
         let mut count = 0;
         while reader.next_message().unwrap().is_some() {
@@ -88,15 +116,22 @@ fn reads_the_recordings() {
 
 #[test]
 fn pacing_on_an_injected_clock() {
-    let recorded = [1_000, 1_000, 1_500, 3_500, 3_000, 4_000].map(|ms: u64| UnixNanos(ms * 1_000_000));
+    let recorded =
+        [1_000, 1_000, 1_500, 3_500, 3_000, 4_000].map(|ms: u64| UnixNanos(ms * 1_000_000));
     let run = |pace: Pace| {
         let mut pacer = Pacer::new(pace, ManualClock::default()).unwrap();
-        let slept: Vec<u64> = recorded.iter().map(|&t| pacer.wait(t) / 1_000_000).collect();
+        let slept: Vec<u64> = recorded
+            .iter()
+            .map(|&t| pacer.wait(t) / 1_000_000)
+            .collect();
         (slept, pacer.clock().now / 1_000_000)
     };
     // Recorded pace: the gaps between messages; the out-of-order one is due at once.
     assert_eq!(run(Pace::Recorded), (vec![0, 0, 500, 2_000, 0, 500], 3_000));
-    assert_eq!(run(Pace::Speed(2.0)), (vec![0, 0, 250, 1_000, 0, 250], 1_500));
+    assert_eq!(
+        run(Pace::Speed(2.0)),
+        (vec![0, 0, 250, 1_000, 0, 250], 1_500)
+    );
     assert_eq!(run(Pace::Speed(0.5)).1, 6_000);
     assert_eq!(run(Pace::Max), (vec![0; 6], 0));
     // Time spent processing counts against the wait.
@@ -105,7 +140,10 @@ fn pacing_on_an_injected_clock() {
     pacer.clock_mut().now += 300;
     assert_eq!(pacer.wait(UnixNanos(1_700)), 400);
     for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        assert!(matches!(Pacer::new(Pace::Speed(bad), ManualClock::default()), Err(ReplayError::BadSpeed(_))));
+        assert!(matches!(
+            Pacer::new(Pace::Speed(bad), ManualClock::default()),
+            Err(ReplayError::BadSpeed(_))
+        ));
     }
 }
 
@@ -123,12 +161,20 @@ fn replay_drives_a_handler_through_the_same_path_as_live() {
         spec("kraken", "XBT/CHF", 5, 8),
         spec("kraken", "ADA/XBT", 9, 8),
     ]);
-    let mut feed = KrakenV1Feed::new(&registry, registry.venue_id("kraken").unwrap(), StreamId(9), FeedConfig::default());
+    let mut feed = KrakenV1Feed::new(
+        &registry,
+        registry.venue_id("kraken").unwrap(),
+        StreamId(9),
+        FeedConfig::default(),
+    );
     let mut reader = RecordingReader::open(KRAKEN_V1_BOOK).unwrap();
     let mut pacer = Pacer::new(Pace::Speed(1000.0), ManualClock::default()).unwrap();
     let mut out = RecordBuffer::new();
     let mut records = 0u64;
-    let summary = replay(&mut reader, &mut pacer, &mut feed, &mut out, |batch| records += batch.len() as u64).unwrap();
+    let summary = replay(&mut reader, &mut pacer, &mut feed, &mut out, |batch| {
+        records += batch.len() as u64
+    })
+    .unwrap();
     assert_eq!(summary.messages, 4_321);
     assert_eq!(summary.rejected, 0);
     assert_eq!(summary.records, records);
@@ -139,8 +185,12 @@ fn replay_drives_a_handler_through_the_same_path_as_live() {
 
     // The Binance recording at full speed through the trait object.
     let registry = binance_registry();
-    let mut binance: Box<dyn FeedHandler> =
-        Box::new(BinanceFeed::new_spot(&registry, registry.venue_id("binance").unwrap(), StreamId(1), FeedConfig::default()));
+    let mut binance: Box<dyn FeedHandler> = Box::new(BinanceFeed::new_spot(
+        &registry,
+        registry.venue_id("binance").unwrap(),
+        StreamId(1),
+        FeedConfig::default(),
+    ));
     let mut reader = RecordingReader::open(BINANCE_SPOT).unwrap();
     let mut pacer = Pacer::new(Pace::Max, ManualClock::default()).unwrap();
     let summary = replay(&mut reader, &mut pacer, binance.as_mut(), &mut out, |_| {}).unwrap();

@@ -1,7 +1,15 @@
 //! "No allocation per message in steady state": a counting global allocator around a second
 //! pass over each recording (the first pass sized every buffer).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-#![allow(unsafe_code, reason = "a counting GlobalAlloc wrapper around the system allocator")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+#![allow(
+    unsafe_code,
+    reason = "a counting GlobalAlloc wrapper around the system allocator"
+)]
 
 mod util;
 
@@ -90,28 +98,72 @@ fn second_pass_allocations<H: FeedHandler>(feed: &mut H, path: &str) -> u64 {
 #[test]
 fn no_allocation_per_message_in_steady_state() {
     let registry = binance_registry();
-    let mut binance =
-        BinanceFeed::new_spot(&registry, registry.venue_id("binance").unwrap(), StreamId(1), FeedConfig::default());
-    assert_eq!(second_pass_allocations(&mut binance, BINANCE_SPOT), 0, "binance, fast path");
+    let mut binance = BinanceFeed::new_spot(
+        &registry,
+        registry.venue_id("binance").unwrap(),
+        StreamId(1),
+        FeedConfig::default(),
+    );
+    assert_eq!(
+        second_pass_allocations(&mut binance, BINANCE_SPOT),
+        0,
+        "binance, fast path"
+    );
 
     let mut general = BinanceFeed::new_spot(
         &registry,
         registry.venue_id("binance").unwrap(),
         StreamId(1),
-        FeedConfig { fast_path: false, ..FeedConfig::default() },
+        FeedConfig {
+            fast_path: false,
+            ..FeedConfig::default()
+        },
     );
-    assert_eq!(second_pass_allocations(&mut general, BINANCE_SPOT), 0, "binance, simd-json");
+    assert_eq!(
+        second_pass_allocations(&mut general, BINANCE_SPOT),
+        0,
+        "binance, simd-json"
+    );
 
-    let names = ["SKL-USD", "SKL-BTC", "BAND-GBP", "NMR-EUR", "BAND-BTC", "YFI-BTC", "DASH-BTC", "NU-GBP", "CRV-EUR", "SKL-GBP"];
+    let names = [
+        "SKL-USD", "SKL-BTC", "BAND-GBP", "NMR-EUR", "BAND-BTC", "YFI-BTC", "DASH-BTC", "NU-GBP",
+        "CRV-EUR", "SKL-GBP",
+    ];
     let cb_registry = util::registry(&names.map(|n| spec("coinbase", n, 8, 8)));
-    let mut coinbase = CoinbaseFeed::new(&cb_registry, cb_registry.venue_id("coinbase").unwrap(), StreamId(2), FeedConfig::default());
-    assert_eq!(second_pass_allocations(&mut coinbase, COINBASE), 0, "coinbase");
+    let mut coinbase = CoinbaseFeed::new(
+        &cb_registry,
+        cb_registry.venue_id("coinbase").unwrap(),
+        StreamId(2),
+        FeedConfig::default(),
+    );
+    assert_eq!(
+        second_pass_allocations(&mut coinbase, COINBASE),
+        0,
+        "coinbase"
+    );
 
     let pairs = [
-        ("WAVES/EUR", 6), ("XMR/USD", 8), ("KSM/XBT", 8), ("GRT/ETH", 9), ("SC/EUR", 6),
-        ("ETH/CHF", 5), ("OCEAN/XBT", 9), ("OMG/USD", 6), ("XBT/CHF", 5), ("ADA/XBT", 9),
+        ("WAVES/EUR", 6),
+        ("XMR/USD", 8),
+        ("KSM/XBT", 8),
+        ("GRT/ETH", 9),
+        ("SC/EUR", 6),
+        ("ETH/CHF", 5),
+        ("OCEAN/XBT", 9),
+        ("OMG/USD", 6),
+        ("XBT/CHF", 5),
+        ("ADA/XBT", 9),
     ];
     let kr_registry = util::registry(&pairs.map(|(p, s)| spec("kraken", p, s, 8)));
-    let mut kraken = KrakenV1Feed::new(&kr_registry, kr_registry.venue_id("kraken").unwrap(), StreamId(3), FeedConfig::default());
-    assert_eq!(second_pass_allocations(&mut kraken, KRAKEN_V1_BOOK), 0, "kraken v1");
+    let mut kraken = KrakenV1Feed::new(
+        &kr_registry,
+        kr_registry.venue_id("kraken").unwrap(),
+        StreamId(3),
+        FeedConfig::default(),
+    );
+    assert_eq!(
+        second_pass_allocations(&mut kraken, KRAKEN_V1_BOOK),
+        0,
+        "kraken v1"
+    );
 }

@@ -384,7 +384,7 @@ impl JournalWriter {
             if fits {
                 return Ok(());
             }
-            self.active.sealed = true;
+            // Too small for this frame: the next round seals it empty and moves on.
         }
         Err(JournalError::RecordTooLarge {
             len: frame_len,

@@ -211,3 +211,51 @@ fn an_empty_journal_reads_as_empty() {
     let writer = JournalWriter::open(tmp.journal(), small_config()).unwrap();
     assert_eq!(writer.next_seq(), 1);
 }
+
+#[test]
+fn a_spare_too_small_for_a_record_is_skipped_and_followers_get_past_it() {
+    let tmp = TempDir::new("small-spare");
+    let dir = tmp.journal();
+    // A 64 KiB journal whose next segment (a 64 KiB spare) is already prepared.
+    let small = JournalConfig {
+        maintenance: Maintenance::Manual,
+        ..small_config()
+    };
+    let mut writer = JournalWriter::open(&dir, small).unwrap();
+    append(&mut writer, &record(0));
+    writer.maintain();
+    drop(writer);
+    assert_eq!(util::segment_files(&dir).len(), 2);
+
+    // Reopened with 256 KiB segments, a 100 KiB blob fits neither the current segment nor
+    // the small spare: the spare is sealed empty and the record starts a new segment.
+    let big = JournalConfig {
+        segment_size_bytes: 256 * 1024,
+        ..small_config()
+    };
+    let mut writer = JournalWriter::open(&dir, big).unwrap();
+    let data = vec![7u8; 100 * 1024];
+    let seq = writer.append_blob(1, UnixNanos(1), &data).unwrap();
+    assert_eq!(seq, 2);
+    assert_eq!(writer.active_segment(), 2);
+    append(&mut writer, &record(2));
+    drop(writer);
+
+    let reader = JournalReader::open(&dir).unwrap();
+    assert_eq!(reader.last_seq(), 3);
+    assert_frame(
+        &reader.get(2).unwrap(),
+        &Rec::Blob {
+            kind: 1,
+            ts: 1,
+            data: data.clone(),
+        },
+    );
+    let mut follower = aaiti_journal::Follower::open(&dir, 1).unwrap();
+    let seqs: Vec<u64> = std::iter::from_fn(|| follower.poll().unwrap().map(|f| f.seq())).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    drop(reader);
+    let writer = JournalWriter::open(&dir, small_config()).unwrap();
+    assert!(writer.recovery_report().repairs.is_empty());
+    assert_eq!(writer.next_seq(), 4);
+}

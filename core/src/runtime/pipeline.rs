@@ -105,6 +105,22 @@ impl Pipeline {
         self
     }
 
+    /// Passes `event` through every stage in order, on the calling thread, before the
+    /// pipeline starts: recovery rebuilds the stages' state from the journal this way. The
+    /// event should carry [`aaiti_model::RecordHeader::FLAG_REPLAY`]; what the last stage
+    /// emits is dropped.
+    pub fn recover_event(&mut self, event: &Envelope) {
+        let mut sink = Sink::End;
+        Emitter::new(&mut self.stages, &mut sink).emit(event);
+    }
+
+    /// Tells source `index` (configuration order) where the journal left it.
+    pub fn resume_source(&mut self, index: usize, last_seq: u64) {
+        if let Some(source) = self.sources.get_mut(index) {
+            source.resume_after(last_seq);
+        }
+    }
+
     /// The names, for placement.
     pub fn shape(&self) -> PipelineShape {
         PipelineShape {

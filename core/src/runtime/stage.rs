@@ -55,6 +55,11 @@ pub trait Source: Send {
     /// Emits what is ready now, at most a bounded batch.
     fn poll(&mut self, out: &mut Emitter<'_>) -> SourceStatus;
 
+    /// Called before the pipeline starts when the journal already holds this source's
+    /// records up to `last_seq`: continue after it, without re-emitting or reusing a
+    /// sequence number.
+    fn resume_after(&mut self, _last_seq: u64) {}
+
     /// Counters for the run summary (cold path).
     fn report(&self) -> Vec<(String, u64)> {
         Vec::new()

@@ -148,14 +148,19 @@ impl BookStage {
             .is_some_and(|b| b.valid)
     }
 
+    /// Header of a record derived from `event`: our stream, our next sequence, the cause's
+    /// timestamps, and its replay flag (a record re-derived during recovery is not journaled
+    /// again; deriving it still advances the sequence, so numbering continues as before).
     fn header(&mut self, event: &Envelope) -> RecordHeader {
         self.seq += 1;
-        RecordHeader::new(
+        let mut header = RecordHeader::new(
             self.stream,
             self.seq,
             event.header.ts_event,
             event.header.ts_recv,
-        )
+        );
+        header.flags = event.header.flags & RecordHeader::FLAG_REPLAY;
+        header
     }
 
     fn on_delta(&mut self, event: &Envelope, delta: &BookDelta, out: &mut Emitter<'_>) {

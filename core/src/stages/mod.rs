@@ -2,3 +2,4 @@
 //! risk, journal) in the runtime's [`Stage`](crate::runtime::Stage) trait.
 
 pub mod book;
+pub mod journal;

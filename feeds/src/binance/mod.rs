@@ -244,6 +244,7 @@ pub struct BinanceFeed {
     parser: JsonParser,
     levels: Vec<Level>,
     books: Vec<DepthSync>,
+    streams: fast::StreamCache,
 }
 
 impl BinanceFeed {
@@ -289,6 +290,7 @@ impl BinanceFeed {
             parser: JsonParser::new(),
             levels: Vec::new(),
             books,
+            streams: fast::StreamCache::default(),
         }
     }
 
@@ -310,13 +312,9 @@ impl BinanceFeed {
         out: &mut RecordBuffer,
     ) -> Result<MessageOutcome, FeedError> {
         self.core.begin(ts_recv);
-        let target = self.default_snapshot_target();
-        match self.decode(bytes, target) {
+        match self.decode(bytes, None) {
             Ok(parsed) => Ok(self.apply(parsed, ts_recv, out)),
-            Err(reject) => {
-                let local = None;
-                Err(self.core.reject(out, ts_recv, reject, local))
-            }
+            Err(reject) => Err(self.core.reject(out, ts_recv, reject, None)),
         }
     }
 
@@ -375,21 +373,8 @@ impl BinanceFeed {
             .and_then(|local| self.books[local].book_id)
     }
 
-    fn default_snapshot_target(&self) -> Option<usize> {
-        if self.books.len() == 1 {
-            return Some(0);
-        }
-        let mut waiting = self
-            .books
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.book_id.is_none());
-        match (waiting.next(), waiting.next()) {
-            (Some((local, _)), None) => Some(local),
-            _ => None,
-        }
-    }
-
+    /// Decodes a message. `snapshot_target`: whose book a REST snapshot is; `None`: the
+    /// connection's only instrument, or the only one waiting for a snapshot.
     fn decode(
         &mut self,
         bytes: &mut [u8],
@@ -400,9 +385,10 @@ impl BinanceFeed {
             market,
             parser,
             levels,
-            ..
+            books,
+            streams,
         } = self;
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             symbols: &core.symbols,
             market: *market,
             allow_unknown: core.config.allow_unknown_fields,
@@ -411,12 +397,15 @@ impl BinanceFeed {
         };
         levels.clear();
         if core.config.fast_path {
-            if let Some(parsed) = fast::parse(bytes, &ctx, levels) {
+            if let Some(parsed) = fast::parse(bytes, &ctx, streams, levels) {
                 core.stats.fast_path_hits += 1;
                 return Ok(parsed);
             }
             core.stats.fast_path_fallbacks += 1;
             levels.clear();
+        }
+        if ctx.snapshot_target.is_none() {
+            ctx.snapshot_target = default_snapshot_target(books);
         }
         parser.parse(bytes, |doc| general::decode(doc, &ctx, levels))
     }
@@ -662,6 +651,22 @@ impl BinanceFeed {
         let book_id = book.book_id.unwrap_or(id);
         self.core.book_valid(out, local, book_id, ts);
         MessageOutcome::Applied(kind)
+    }
+}
+
+/// The book a REST snapshot without a symbol belongs to: the connection's only instrument,
+/// or the only one waiting for a snapshot.
+fn default_snapshot_target(books: &[DepthSync]) -> Option<usize> {
+    if books.len() == 1 {
+        return Some(0);
+    }
+    let mut waiting = books
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.book_id.is_none());
+    match (waiting.next(), waiting.next()) {
+        (Some((local, _)), None) => Some(local),
+        _ => None,
     }
 }
 
