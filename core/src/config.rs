@@ -96,6 +96,40 @@ pub enum SourceConfig {
         #[serde(default = "recorded")]
         speed: String,
     },
+    /// A live WebSocket connection to a venue, optionally with a backup connection.
+    Live {
+        /// Source name (placement refers to it).
+        name: String,
+        /// Feed handler: `binance`, `binance-futures`, `coinbase`, `kraken`, `kraken-v2`.
+        venue: ReplayVenue,
+        /// `wss://` (or `ws://`) URL; for Binance the base, e.g.
+        /// `wss://stream.binance.com:9443`.
+        url: String,
+        /// REST base URL for depth snapshots (Binance: `https://api.binance.com`).
+        #[serde(default)]
+        rest_url: Option<String>,
+        /// A backup connection's URL: failover when the primary goes stale, failback when
+        /// it recovers.
+        #[serde(default)]
+        backup_url: Option<String>,
+        /// Primary silent this long: switch to the backup.
+        #[serde(default = "default_failover_ms")]
+        failover_after_ms: u64,
+        /// Primary healthy this long: switch back.
+        #[serde(default = "default_failback_ms")]
+        failback_after_ms: u64,
+        /// Extra trusted root certificates (PEM file), e.g. for a private endpoint.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+    },
+}
+
+fn default_failover_ms() -> u64 {
+    2_000
+}
+
+fn default_failback_ms() -> u64 {
+    10_000
 }
 
 fn recorded() -> String {
@@ -106,7 +140,9 @@ impl SourceConfig {
     /// The source's name.
     pub fn name(&self) -> &str {
         match self {
-            Self::Synthetic { name, .. } | Self::Replay { name, .. } => name,
+            Self::Synthetic { name, .. } | Self::Replay { name, .. } | Self::Live { name, .. } => {
+                name
+            }
         }
     }
 }
@@ -336,6 +372,35 @@ pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
                 format!("{:?} is used twice", source.name()),
                 "give every source its own name",
             ));
+        }
+        if let SourceConfig::Live {
+            name,
+            url,
+            rest_url,
+            backup_url,
+            ..
+        } = source
+        {
+            let websocket = |url: &str| url.starts_with("ws://") || url.starts_with("wss://");
+            for (field, value) in [("url", Some(url)), ("backup_url", backup_url.as_ref())] {
+                if let Some(value) = value.filter(|v| !websocket(v)) {
+                    return Err(invalid(
+                        &format!("{key}.{field}"),
+                        format!("of live source {name:?} is {value:?}, not a WebSocket URL"),
+                        "use a wss:// (or ws://) URL",
+                    ));
+                }
+            }
+            if let Some(rest) = rest_url
+                .as_ref()
+                .filter(|r| !r.starts_with("https://") && !r.starts_with("http://"))
+            {
+                return Err(invalid(
+                    &format!("{key}.rest_url"),
+                    format!("of live source {name:?} is {rest:?}, not an HTTP URL"),
+                    "use an https:// URL such as \"https://api.binance.com\"",
+                ));
+            }
         }
         if let SourceConfig::Replay { speed, .. } = source
             && let Err(problem) = crate::replay::parse_speed(speed)

@@ -16,6 +16,7 @@ use aaiti_model::{RecordHeader, StreamId};
 use serde::Serialize;
 
 use crate::config::{ConfigError, LoadedConfig, SourceConfig};
+use crate::live::{LiveSettings, live_source};
 use crate::replay::{ReplaySource, parse_speed};
 use crate::runtime::{Pipeline, Plan, RunReport, Running, StopHandle, plan};
 use crate::stages::book::BookStage;
@@ -92,6 +93,36 @@ pub fn build_pipeline(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Re
                 let source =
                     ReplaySource::open(name, file, *venue, pace, &loaded.registry, stream)?;
                 pipeline.source(Box::new(source))
+            }
+            SourceConfig::Live {
+                name,
+                venue,
+                url,
+                rest_url,
+                backup_url,
+                failover_after_ms,
+                failback_after_ms,
+                ca_file,
+            } => {
+                let extra_roots_pem = match ca_file {
+                    Some(path) => vec![std::fs::read(path).map_err(|error| {
+                        anyhow::anyhow!(
+                            "source {name}: cannot read ca_file {}: {error}",
+                            path.display()
+                        )
+                    })?],
+                    None => Vec::new(),
+                };
+                let settings = LiveSettings {
+                    venue: *venue,
+                    url: url.clone(),
+                    rest_url: rest_url.clone(),
+                    backup_url: backup_url.clone(),
+                    failover_after_ms: *failover_after_ms,
+                    failback_after_ms: *failback_after_ms,
+                    extra_roots_pem,
+                };
+                pipeline.source(live_source(name, &settings, &loaded.registry, stream)?)
             }
         };
     }

@@ -7,6 +7,7 @@
 //! * [`engine`]: builds the configured pipeline and runs it.
 //! * [`stages`]: the engine's stages (books today).
 //! * [`replay`]: recorded venue traffic as a pipeline source.
+//! * [`live`]: live venue connections (with backup failover) as a pipeline source.
 //! * [`cli`]: the `aaiti` command line (`src/main.rs` only calls [`cli::main`]).
 #![deny(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod live;
 pub mod replay;
 pub mod runtime;
 pub mod stages;

@@ -213,3 +213,54 @@ fn placement_command_plans_for_any_core_count() {
         );
     }
 }
+
+/// The default configuration with the replay source replaced by `source` (TOML lines).
+fn config_with_source(dir: &std::path::Path, source: &str) -> PathBuf {
+    let replay = "kind = \"replay\"\nname = \"binance\"\nvenue = \"binance\"\nfile = \"bundled:binance-btcusdt\"\nspeed = \"recorded\"\n";
+    let text = DEFAULT_CONFIG
+        .replacen("wait = \"busy-spin\"", "wait = \"yield\"", 1)
+        .replacen(replay, source, 1);
+    assert_ne!(text, DEFAULT_CONFIG);
+    let path = dir.join("live.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn live_source_keeps_reconnecting_and_stops_cleanly() {
+    let dir = temp_dir("live");
+    // Port 9 on loopback: nothing listens, every connect is refused at once.
+    let config = config_with_source(
+        &dir,
+        "kind = \"live\"\nname = \"binance-live\"\nvenue = \"binance\"\nurl = \"ws://127.0.0.1:9\"\nbackup_url = \"ws://127.0.0.1:9\"\n",
+    );
+    let output = aaiti()
+        .args(["run", "--duration", "1", "--json", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = json(&output);
+    assert_eq!(summary["report"]["failed"], false);
+    assert_eq!(counter(&summary, "counter", "gaps"), 0);
+
+    let bad = config_with_source(
+        &dir,
+        "kind = \"live\"\nname = \"broken\"\nvenue = \"binance\"\nurl = \"http://not-a-websocket\"\n",
+    );
+    let output = aaiti()
+        .args(["run", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -59,11 +59,11 @@
 //!
 //! # Limits
 //!
-//! No network I/O here: the live WebSocket/REST clients and the pipeline wiring use this
-//! crate's API ([`FeedHandler`], [`BinanceFeed::needs_snapshot`],
-//! [`BinanceFeed::on_depth_snapshot`], [`replay`]). Kraken checksums are emitted as
-//! [`BookCheck`] records, not verified here. Coinbase Exchange `level2` carries no sequence
-//! numbers, so gaps there are undetectable (Advanced Trade's `sequence_num` is checked).
+//! The normalizers do no I/O: the [`live`] module's WebSocket/REST clients, [`replay`] and
+//! the pipeline drive them through [`FeedHandler`], [`BinanceFeed::needs_snapshot`] and
+//! [`BinanceFeed::on_depth_snapshot`]. Kraken checksums are emitted as [`BookCheck`]
+//! records, not verified here. Coinbase Exchange `level2` carries no sequence numbers, so
+//! gaps there are undetectable (Advanced Trade's `sequence_num` is checked).
 #![forbid(unsafe_code)]
 
 mod binance;

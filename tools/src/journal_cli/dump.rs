@@ -15,7 +15,10 @@ use super::source::{self, Progress};
 use super::{Context, ExportFormat};
 
 /// Where to start reading for `filter`: the later of its sequence and time starts.
-pub(crate) fn start<'r>(reader: &'r JournalReader, filter: &Filter) -> Result<Frames<'r>, CliError> {
+pub(crate) fn start<'r>(
+    reader: &'r JournalReader,
+    filter: &Filter,
+) -> Result<Frames<'r>, CliError> {
     let mut frames = reader.iter();
     if let Some(ts) = filter.from_time {
         let at = reader.seek_time(UnixNanos(ts));
@@ -32,9 +35,15 @@ pub(crate) fn start<'r>(reader: &'r JournalReader, filter: &Filter) -> Result<Fr
     Ok(frames)
 }
 
-fn write_record(ctx: &Context, frame: &Frame<'_>, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+fn write_record(
+    ctx: &Context,
+    frame: &Frame<'_>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     if json {
-        serde_json::to_writer(&mut *out, &ctx.renderer.json(frame)).map_err(std::io::Error::from)?;
+        serde_json::to_writer(&mut *out, &ctx.renderer.json(frame))
+            .map_err(std::io::Error::from)?;
         out.write_all(b"\n")?;
     } else {
         writeln!(out, "{}", ctx.renderer.text_line(frame))?;
@@ -84,7 +93,11 @@ pub(crate) fn tail(
 ) -> Result<(), CliError> {
     let dir = source::resolve_journal_dir(path, follow)?;
     let has_segments = std::fs::read_dir(&dir)
-        .map_err(|source| CliError::Io { op: "read directory", path: dir.clone(), source })?
+        .map_err(|source| CliError::Io {
+            op: "read directory",
+            path: dir.clone(),
+            source,
+        })?
         .filter_map(Result::ok)
         .any(|e| e.file_name().to_str().is_some_and(source::is_segment_name));
     let mut next_seq = 1;
@@ -93,7 +106,9 @@ pub(crate) fn tail(
         // Unfiltered, the last `lines` records are the last `lines` sequences; filtered, scan
         // and keep the last `lines` matches (memory bounded by `lines`).
         let from = if filter.is_empty() {
-            (reader.last_seq() + 1).saturating_sub(lines).max(reader.first_seq())
+            (reader.last_seq() + 1)
+                .saturating_sub(lines)
+                .max(reader.first_seq())
         } else {
             reader.first_seq()
         };
@@ -121,11 +136,11 @@ pub(crate) fn tail(
     let mut follower = Follower::open(&dir, next_seq)?;
     // Runs until the process is interrupted (Ctrl-C) or the output is closed.
     loop {
-        if let Some(frame) = follower.wait(FOLLOW_POLL)? {
-            if filter.matches(&frame) {
-                write_record(ctx, &frame, json, out)?;
-                out.flush()?;
-            }
+        if let Some(frame) = follower.wait(FOLLOW_POLL)?
+            && filter.matches(&frame)
+        {
+            write_record(ctx, &frame, json, out)?;
+            out.flush()?;
         }
     }
 }
@@ -166,9 +181,17 @@ pub(crate) fn export(
     };
     let frames = start(reader, filter)?;
     // Writing to a file leaves the terminal free for a bar.
-    let mut bar = Progress::bar(ctx.progress && path.is_some(), frames.len() as u64, "export");
+    let mut bar = Progress::bar(
+        ctx.progress && path.is_some(),
+        frames.len() as u64,
+        "export",
+    );
     if let Some(kind) = csv_kind {
-        writeln!(target, "{}", super::render::csv_line(&ctx.renderer.csv_header(kind)))?;
+        writeln!(
+            target,
+            "{}",
+            super::render::csv_line(&ctx.renderer.csv_header(kind))
+        )?;
     }
     for frame in frames {
         bar.tick();

@@ -23,7 +23,7 @@ pub enum KindSel {
 /// # Errors
 ///
 /// [`CliError::Usage`] naming the unknown kind and the known ones.
-pub fn parse_kinds(names: &[String]) -> Result<Vec<KindSel>, CliError> {
+pub(crate) fn parse_kinds(names: &[String]) -> Result<Vec<KindSel>, CliError> {
     let mut kinds = Vec::new();
     for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
         if name.is_empty() {
@@ -53,7 +53,10 @@ pub fn parse_kinds(names: &[String]) -> Result<Vec<KindSel>, CliError> {
 /// # Errors
 ///
 /// [`CliError::Usage`] for an unknown or ambiguous symbol.
-pub fn parse_instrument(text: &str, registry: &InstrumentRegistry) -> Result<InstrumentId, CliError> {
+pub(crate) fn parse_instrument(
+    text: &str,
+    registry: &InstrumentRegistry,
+) -> Result<InstrumentId, CliError> {
     if let Ok(id) = text.parse::<u32>() {
         return Ok(InstrumentId(id));
     }
@@ -136,7 +139,8 @@ pub(crate) fn account_of(envelope: &Envelope) -> Option<AccountId> {
 /// id or client order id.
 pub(crate) fn matches_order(envelope: &Envelope, order: &OrderRef) -> bool {
     let id_is = |id: u64| id != 0 && order.id == Some(id);
-    let cl_is = |cl: &aaiti_model::ClientOrderId| !cl.is_none() && cl.as_bytes() == order.text.as_bytes();
+    let cl_is =
+        |cl: &aaiti_model::ClientOrderId| !cl.is_none() && cl.as_bytes() == order.text.as_bytes();
     if let Some(c) = envelope.payload::<OrderCommand>() {
         return id_is(c.order_id.0) || cl_is(&c.client_order_id) || cl_is(&c.orig_client_order_id);
     }
@@ -205,7 +209,9 @@ impl Filter {
                     // Invalid records show up unless a filter needs their contents.
                     return self.kinds.is_empty() && !self.payload_filters();
                 };
-                let Ok(kind) = envelope.kind() else { return false };
+                let Ok(kind) = envelope.kind() else {
+                    return false;
+                };
                 if !self.kinds.is_empty() && !self.kinds.contains(&KindSel::Record(kind)) {
                     return false;
                 }
@@ -241,7 +247,8 @@ mod tests {
 
     #[test]
     fn kinds_parse() {
-        let kinds = parse_kinds(&["trade,book_delta".into(), "blob".into(), "trade".into()]).unwrap();
+        let kinds =
+            parse_kinds(&["trade,book_delta".into(), "blob".into(), "trade".into()]).unwrap();
         assert_eq!(
             kinds,
             [

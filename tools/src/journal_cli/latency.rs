@@ -42,7 +42,8 @@ pub(crate) struct Stage {
 
 impl Stage {
     fn new() -> Result<Self, CliError> {
-        let hist = Histogram::new(SIGFIGS).map_err(|e| CliError::Usage(format!("histogram: {e}")))?;
+        let hist =
+            Histogram::new(SIGFIGS).map_err(|e| CliError::Usage(format!("histogram: {e}")))?;
         Ok(Self { hist, negative: 0 })
     }
 
@@ -102,14 +103,24 @@ impl Measure {
         if let Ok(kind) = envelope.kind()
             && h.ts_event.0 != 0
         {
-            self.record(&format!("wire.{}.s{}", kind.name(), h.stream.0), h.ts_event.0, ts)?;
+            self.record(
+                &format!("wire.{}.s{}", kind.name(), h.stream.0),
+                h.ts_event.0,
+                ts,
+            )?;
         }
         if let Some(c) = envelope.payload::<OrderCommand>() {
             let room = self.news.len() + self.amends_by_cl.len() < MAX_PENDING;
             match c.action() {
                 Some(OrderAction::New) if !c.client_order_id.is_none() => {
                     if room {
-                        self.news.insert(c.client_order_id.0, PendingNew { ts, ..PendingNew::default() });
+                        self.news.insert(
+                            c.client_order_id.0,
+                            PendingNew {
+                                ts,
+                                ..PendingNew::default()
+                            },
+                        );
                     } else {
                         self.untracked += 1;
                     }
@@ -136,7 +147,9 @@ impl Measure {
     }
 
     fn order_event(&mut self, e: &OrderEvent, ts: u64) -> Result<(), CliError> {
-        let Ok(kind) = OrderEventKind::try_from(e.kind) else { return Ok(()) };
+        let Ok(kind) = OrderEventKind::try_from(e.kind) else {
+            return Ok(());
+        };
         let mut marks: Vec<(&'static str, u64)> = Vec::new();
         if let Some(p) = self.news.get_mut(&e.client_order_id.0) {
             if !p.acked {
@@ -157,15 +170,18 @@ impl Measure {
             }
             if matches!(
                 kind,
-                OrderEventKind::Filled | OrderEventKind::Canceled | OrderEventKind::Rejected | OrderEventKind::Expired
+                OrderEventKind::Filled
+                    | OrderEventKind::Canceled
+                    | OrderEventKind::Rejected
+                    | OrderEventKind::Expired
             ) {
                 self.news.remove(&e.client_order_id.0);
             }
         }
-        let amend_done = match kind {
-            OrderEventKind::Canceled | OrderEventKind::Replaced | OrderEventKind::CancelRejected => true,
-            _ => false,
-        };
+        let amend_done = matches!(
+            kind,
+            OrderEventKind::Canceled | OrderEventKind::Replaced | OrderEventKind::CancelRejected
+        );
         if amend_done {
             let found = self
                 .amends_by_cl
@@ -190,15 +206,27 @@ impl Measure {
 /// Writes `hist` in HdrHistogram's percentile distribution text format (`.hgrm`, as
 /// `outputPercentileDistribution` prints it), values scaled by `1 / unit_ratio` (1000: ns to
 /// microseconds).
-pub(crate) fn write_hgrm(hist: &Histogram<u64>, unit_ratio: f64, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)")?;
+pub(crate) fn write_hgrm(
+    hist: &Histogram<u64>,
+    unit_ratio: f64,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    )?;
     let mut total = 0u64;
     for v in hist.iter_quantiles(5) {
         total += v.count_since_last_iteration();
         let value = v.value_iterated_to() as f64 / unit_ratio;
         let q = v.quantile_iterated_to();
         if q < 1.0 {
-            writeln!(out, "{value:12.3} {q:2.12} {total:10} {:14.2}", 1.0 / (1.0 - q))?;
+            writeln!(
+                out,
+                "{value:12.3} {q:2.12} {total:10} {:14.2}",
+                1.0 / (1.0 - q)
+            )?;
         } else {
             writeln!(out, "{value:12.3} {q:2.12} {total:10}")?;
         }
@@ -206,18 +234,38 @@ pub(crate) fn write_hgrm(hist: &Histogram<u64>, unit_ratio: f64, out: &mut dyn W
     let (mean, stdev, max) = if hist.is_empty() {
         (0.0, 0.0, 0.0)
     } else {
-        (hist.mean() / unit_ratio, hist.stdev() / unit_ratio, hist.max() as f64 / unit_ratio)
+        (
+            hist.mean() / unit_ratio,
+            hist.stdev() / unit_ratio,
+            hist.max() as f64 / unit_ratio,
+        )
     };
-    writeln!(out, "#[Mean    = {mean:12.3}, StdDeviation   = {stdev:12.3}]")?;
-    writeln!(out, "#[Max     = {max:12.3}, Total count    = {:12}]", hist.len())?;
-    writeln!(out, "#[Buckets = {:12}, SubBuckets     = {:12}]", hist.buckets(), hist.distinct_values())?;
+    writeln!(
+        out,
+        "#[Mean    = {mean:12.3}, StdDeviation   = {stdev:12.3}]"
+    )?;
+    writeln!(
+        out,
+        "#[Max     = {max:12.3}, Total count    = {:12}]",
+        hist.len()
+    )?;
+    writeln!(
+        out,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        hist.buckets(),
+        hist.distinct_values()
+    )?;
     Ok(())
 }
 
 const QUANTILES: [(&str, f64); 4] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99_9", 0.999)];
 
 fn write_file(path: &std::path::Path, stage: &Stage) -> Result<(), CliError> {
-    let io = |source| CliError::Io { op: "write", path: path.to_path_buf(), source };
+    let io = |source| CliError::Io {
+        op: "write",
+        path: path.to_path_buf(),
+        source,
+    };
     let file = File::create(path).map_err(io)?;
     let mut w = BufWriter::new(file);
     write_hgrm(&stage.hist, 1000.0, &mut w).map_err(io)?;
@@ -225,7 +273,13 @@ fn write_file(path: &std::path::Path, stage: &Stage) -> Result<(), CliError> {
 }
 
 /// `latency`.
-pub(crate) fn run(reader: &JournalReader, ctx: &Context, filter: &Filter, args: &LatencyArgs, out: &mut dyn Write) -> Result<(), CliError> {
+pub(crate) fn run(
+    reader: &JournalReader,
+    ctx: &Context,
+    filter: &Filter,
+    args: &LatencyArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let mut measure = Measure::new();
     let frames = super::dump::start(reader, filter)?;
     let mut bar = Progress::bar(ctx.progress, frames.len() as u64, "latency");
@@ -264,7 +318,11 @@ pub(crate) fn run(reader: &JournalReader, ctx: &Context, filter: &Filter, args: 
         }
     }
     if let Some(dir) = &args.hgrm_dir {
-        std::fs::create_dir_all(dir).map_err(|source| CliError::Io { op: "create directory", path: dir.clone(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
+            op: "create directory",
+            path: dir.clone(),
+            source,
+        })?;
         for (name, stage) in &selected {
             write_file(&dir.join(format!("{name}.hgrm")), stage)?;
         }
@@ -287,16 +345,25 @@ pub(crate) fn run(reader: &JournalReader, ctx: &Context, filter: &Filter, args: 
                 Json::Object(obj)
             })
             .collect();
-        let value = json!({ "unit": "ns", "untracked_orders": measure.untracked, "stages": stages });
+        let value =
+            json!({ "unit": "ns", "untracked_orders": measure.untracked, "stages": stages });
         serde_json::to_writer_pretty(&mut *out, &value).map_err(std::io::Error::from)?;
         writeln!(out)?;
         return Ok(());
     }
     if selected.is_empty() {
-        writeln!(out, "no latency can be derived from these records (no event times, no order commands with events)")?;
+        writeln!(
+            out,
+            "no latency can be derived from these records (no event times, no order commands with events)"
+        )?;
         return Ok(());
     }
-    let width = selected.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
+    let width = selected
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     writeln!(
         out,
         "{:<width$} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}   (microseconds)",
@@ -320,7 +387,11 @@ pub(crate) fn run(reader: &JournalReader, ctx: &Context, filter: &Filter, args: 
         )?;
     }
     if measure.untracked > 0 {
-        writeln!(out, "({} orders not tracked: more than {MAX_PENDING} pending)", measure.untracked)?;
+        writeln!(
+            out,
+            "({} orders not tracked: more than {MAX_PENDING} pending)",
+            measure.untracked
+        )?;
     }
     Ok(())
 }

@@ -290,7 +290,15 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         }
         Command::Tail(args) => {
             let filter = ctx.filter(&args.filter)?;
-            dump::tail(&args.path, &ctx, &filter, args.lines, args.follow, args.json, out)?;
+            dump::tail(
+                &args.path,
+                &ctx,
+                &filter,
+                args.lines,
+                args.follow,
+                args.json,
+                out,
+            )?;
             Ok(0)
         }
         Command::Verify(args) => verify::run(&args.path, &ctx, args.json, args.max_problems, out),
@@ -308,7 +316,14 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         Command::Export(args) => {
             let reader = source::open_reader(&args.path, ctx.progress)?;
             let filter = ctx.filter(&args.filter)?;
-            dump::export(&reader, &ctx, &filter, args.format, args.out.as_deref(), out)?;
+            dump::export(
+                &reader,
+                &ctx,
+                &filter,
+                args.format,
+                args.out.as_deref(),
+                out,
+            )?;
             Ok(0)
         }
     }

@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use std::io::Write;
 
 use aaiti_journal::{Frame, FrameBody, JournalReader};
-use aaiti_model::{ClientOrderId, Envelope, OrderAction, OrderCommand, OrderEvent, OrderEventKind, RiskEvent};
+use aaiti_model::{
+    ClientOrderId, Envelope, OrderAction, OrderCommand, OrderEvent, OrderEventKind, RiskEvent,
+};
 use serde_json::{Value as Json, json};
 
 use super::Context;
@@ -58,7 +60,10 @@ impl Ids {
     /// Links ids through `envelope` if it refers to the order; true if it does.
     fn link(&mut self, envelope: &Envelope) -> bool {
         if let Some(c) = envelope.payload::<OrderCommand>() {
-            if self.has_id(c.order_id.0) || self.has_cl(&c.client_order_id) || self.has_cl(&c.orig_client_order_id) {
+            if self.has_id(c.order_id.0)
+                || self.has_cl(&c.client_order_id)
+                || self.has_cl(&c.orig_client_order_id)
+            {
                 self.add_id(c.order_id.0);
                 self.add_cl(&c.client_order_id);
                 self.add_cl(&c.orig_client_order_id);
@@ -79,7 +84,9 @@ impl Ids {
     /// True if a FIX message names one of the ids (fields split on SOH or `|`).
     fn in_fix(&self, data: &[u8]) -> bool {
         data.split(|&b| b == 0x01 || b == b'|').any(|field| {
-            let Some(eq) = field.iter().position(|&b| b == b'=') else { return false };
+            let Some(eq) = field.iter().position(|&b| b == b'=') else {
+                return false;
+            };
             let (tag, value) = (&field[..eq], &field[eq + 1..]);
             match tag {
                 b"11" | b"41" => self.client_ids.contains(value),
@@ -95,7 +102,6 @@ impl Ids {
 
 /// A step of the lifecycle.
 struct Step {
-    seq: u64,
     ts: u64,
     text: String,
     json: Json,
@@ -115,8 +121,12 @@ enum StepKind {
 }
 
 fn step_kind(frame: &Frame<'_>) -> StepKind {
-    let FrameBody::Envelope(bytes) = frame.body() else { return StepKind::Fix };
-    let Ok(envelope) = Envelope::from_bytes(bytes) else { return StepKind::OtherCommand };
+    let FrameBody::Envelope(bytes) = frame.body() else {
+        return StepKind::Fix;
+    };
+    let Ok(envelope) = Envelope::from_bytes(bytes) else {
+        return StepKind::OtherCommand;
+    };
     if let Some(c) = envelope.payload::<OrderCommand>() {
         return match c.action() {
             Some(OrderAction::New) => StepKind::New,
@@ -132,11 +142,16 @@ fn step_kind(frame: &Frame<'_>) -> StepKind {
 }
 
 /// `order`.
-pub(crate) fn run(reader: &JournalReader, ctx: &Context, order: &OrderRef, as_json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+pub(crate) fn run(
+    reader: &JournalReader,
+    ctx: &Context,
+    order: &OrderRef,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let mut ids = Ids::default();
-    match order.id {
-        Some(id) => ids.add_id(id),
-        None => {}
+    if let Some(id) = order.id {
+        ids.add_id(id);
     }
     if let Ok(cl) = ClientOrderId::new(order.text.as_bytes()) {
         ids.add_cl(&cl);
@@ -164,7 +179,6 @@ pub(crate) fn run(reader: &JournalReader, ctx: &Context, order: &OrderRef, as_js
         };
         if hit {
             steps.push(Step {
-                seq: frame.seq(),
                 ts: frame.ts_recv().0,
                 text: ctx.renderer.text_line(&frame),
                 json: ctx.renderer.json(&frame),
@@ -184,7 +198,11 @@ pub(crate) fn run(reader: &JournalReader, ctx: &Context, order: &OrderRef, as_js
     let first_ts = steps[0].ts;
     let delta = |a: u64, b: u64| i128::from(b) - i128::from(a);
     let summary = summarize(&steps);
-    let client_ids: Vec<String> = ids.client_ids.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let client_ids: Vec<String> = ids
+        .client_ids
+        .iter()
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
     if as_json {
         let mut prev = first_ts;
         let list: Vec<Json> = steps
@@ -229,7 +247,6 @@ pub(crate) fn run(reader: &JournalReader, ctx: &Context, order: &OrderRef, as_js
             s.text
         )?;
         prev = s.ts;
-        let _ = s.seq;
     }
     if !summary.is_empty() {
         writeln!(out, "\nlatencies:")?;
@@ -240,36 +257,68 @@ pub(crate) fn run(reader: &JournalReader, ctx: &Context, order: &OrderRef, as_js
     Ok(())
 }
 
+const FILLS: &[OrderEventKind] = &[OrderEventKind::PartiallyFilled, OrderEventKind::Filled];
+const DONE: &[OrderEventKind] = &[
+    OrderEventKind::Filled,
+    OrderEventKind::Canceled,
+    OrderEventKind::Rejected,
+    OrderEventKind::Expired,
+];
+
 /// Latencies between the lifecycle's landmarks (ns; from receive times).
 fn summarize(steps: &[Step]) -> Vec<(&'static str, i128)> {
     let mut out = Vec::new();
-    let first_of = |pred: &dyn Fn(StepKind) -> bool, after: u64| steps.iter().find(|s| s.ts >= after && pred(s.what)).map(|s| s.ts);
+    let first_of = |pred: &dyn Fn(StepKind) -> bool, after: u64| {
+        steps
+            .iter()
+            .find(|s| s.ts >= after && pred(s.what))
+            .map(|s| s.ts)
+    };
     let is_event = |k: StepKind| matches!(k, StepKind::Event(_));
     let is = |want: &'static [OrderEventKind]| move |k: StepKind| matches!(k, StepKind::Event(Some(e)) if want.contains(&e));
     if let Some(new) = steps.iter().find(|s| s.what == StepKind::New).map(|s| s.ts) {
         let d = |t: Option<u64>| t.map(|t| i128::from(t) - i128::from(new));
-        let fills = [OrderEventKind::PartiallyFilled, OrderEventKind::Filled];
-        let done = [OrderEventKind::Filled, OrderEventKind::Canceled, OrderEventKind::Rejected, OrderEventKind::Expired];
         for (name, value) in [
             ("command_to_first_event", d(first_of(&is_event, new))),
-            ("command_to_accepted", d(first_of(&is(&[OrderEventKind::Accepted]), new))),
-            ("command_to_rejected", d(first_of(&is(&[OrderEventKind::Rejected]), new))),
-            ("command_to_risk_event", d(first_of(&|k| k == StepKind::Risk, new))),
-            ("command_to_first_fill", d(first_of(&is(&fills), new))),
-            ("command_to_done", d(first_of(&is(&done), new))),
+            (
+                "command_to_accepted",
+                d(first_of(&is(&[OrderEventKind::Accepted]), new)),
+            ),
+            (
+                "command_to_rejected",
+                d(first_of(&is(&[OrderEventKind::Rejected]), new)),
+            ),
+            (
+                "command_to_risk_event",
+                d(first_of(&|k| k == StepKind::Risk, new)),
+            ),
+            ("command_to_first_fill", d(first_of(&is(FILLS), new))),
+            ("command_to_done", d(first_of(&is(DONE), new))),
         ] {
             if let Some(v) = value {
                 out.push((name, v));
             }
         }
     }
-    if let Some(cancel) = steps.iter().find(|s| s.what == StepKind::Cancel).map(|s| s.ts)
-        && let Some(t) = first_of(&is(&[OrderEventKind::Canceled, OrderEventKind::CancelRejected]), cancel)
+    if let Some(cancel) = steps
+        .iter()
+        .find(|s| s.what == StepKind::Cancel)
+        .map(|s| s.ts)
+        && let Some(t) = first_of(
+            &is(&[OrderEventKind::Canceled, OrderEventKind::CancelRejected]),
+            cancel,
+        )
     {
         out.push(("cancel_to_canceled", i128::from(t) - i128::from(cancel)));
     }
-    if let Some(replace) = steps.iter().find(|s| s.what == StepKind::Replace).map(|s| s.ts)
-        && let Some(t) = first_of(&is(&[OrderEventKind::Replaced, OrderEventKind::CancelRejected]), replace)
+    if let Some(replace) = steps
+        .iter()
+        .find(|s| s.what == StepKind::Replace)
+        .map(|s| s.ts)
+        && let Some(t) = first_of(
+            &is(&[OrderEventKind::Replaced, OrderEventKind::CancelRejected]),
+            replace,
+        )
     {
         out.push(("replace_to_replaced", i128::from(t) - i128::from(replace)));
     }

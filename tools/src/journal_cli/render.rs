@@ -191,17 +191,35 @@ impl Renderer {
 
     fn instrument_fields(&self, out: &mut Vec<Field>, id: InstrumentId) {
         if id.0 == ALL_U32 {
-            out.push(Field { name: "instrument", val: Val::Str("all".into()) });
-            out.push(Field { name: "symbol", val: Val::Null });
+            out.push(Field {
+                name: "instrument",
+                val: Val::Str("all".into()),
+            });
+            out.push(Field {
+                name: "symbol",
+                val: Val::Null,
+            });
             return;
         }
-        out.push(Field { name: "instrument", val: Val::U64(u64::from(id.0)) });
-        let symbol = self.symbol(id).map_or(Val::Null, |s| Val::Str(s.to_owned()));
-        out.push(Field { name: "symbol", val: symbol });
+        out.push(Field {
+            name: "instrument",
+            val: Val::U64(u64::from(id.0)),
+        });
+        let symbol = self
+            .symbol(id)
+            .map_or(Val::Null, |s| Val::Str(s.to_owned()));
+        out.push(Field {
+            name: "symbol",
+            val: symbol,
+        });
     }
 
     fn account(id: AccountId) -> Val {
-        if id.0 == ALL_U32 { Val::Str("all".into()) } else { Val::U64(u64::from(id.0)) }
+        if id.0 == ALL_U32 {
+            Val::Str("all".into())
+        } else {
+            Val::U64(u64::from(id.0))
+        }
     }
 
     fn venue(&self, id: VenueId) -> Val {
@@ -213,7 +231,7 @@ impl Renderer {
     /// The payload fields of a valid envelope, in struct order (padding left out).
     pub(crate) fn payload_fields(&self, envelope: &Envelope) -> Vec<Field> {
         let mut f = Vec::with_capacity(24);
-        let mut push = |f: &mut Vec<Field>, name: &'static str, val: Val| f.push(Field { name, val });
+        let push = |f: &mut Vec<Field>, name: &'static str, val: Val| f.push(Field { name, val });
         let Ok(kind) = envelope.kind() else { return f };
         match kind {
             RecordKind::BookDelta => {
@@ -230,8 +248,22 @@ impl Renderer {
                         ],
                     );
                     push(&mut f, "flags", Val::Str(flags));
-                    push(&mut f, "price", Val::Fixed { raw: r.price.0, scale: ps });
-                    push(&mut f, "qty", Val::Fixed { raw: r.qty.0, scale: qs });
+                    push(
+                        &mut f,
+                        "price",
+                        Val::Fixed {
+                            raw: r.price.0,
+                            scale: ps,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "qty",
+                        Val::Fixed {
+                            raw: r.qty.0,
+                            scale: qs,
+                        },
+                    );
                     push(&mut f, "venue_seq", Val::U64(r.venue_seq));
                 }
             }
@@ -240,8 +272,22 @@ impl Renderer {
                     let (ps, qs) = self.scales(r.instrument);
                     self.instrument_fields(&mut f, r.instrument);
                     push(&mut f, "aggressor", enum_or_none!(Side, r.aggressor));
-                    push(&mut f, "price", Val::Fixed { raw: r.price.0, scale: ps });
-                    push(&mut f, "qty", Val::Fixed { raw: r.qty.0, scale: qs });
+                    push(
+                        &mut f,
+                        "price",
+                        Val::Fixed {
+                            raw: r.price.0,
+                            scale: ps,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "qty",
+                        Val::Fixed {
+                            raw: r.qty.0,
+                            scale: qs,
+                        },
+                    );
                     push(&mut f, "trade_id", Val::U64(r.trade_id));
                 }
             }
@@ -249,10 +295,38 @@ impl Renderer {
                 if let Some(r) = envelope.payload::<TopOfBook>() {
                     let (ps, qs) = self.scales(r.instrument);
                     self.instrument_fields(&mut f, r.instrument);
-                    push(&mut f, "bid_price", Val::Fixed { raw: r.bid_price.0, scale: ps });
-                    push(&mut f, "bid_qty", Val::Fixed { raw: r.bid_qty.0, scale: qs });
-                    push(&mut f, "ask_price", Val::Fixed { raw: r.ask_price.0, scale: ps });
-                    push(&mut f, "ask_qty", Val::Fixed { raw: r.ask_qty.0, scale: qs });
+                    push(
+                        &mut f,
+                        "bid_price",
+                        Val::Fixed {
+                            raw: r.bid_price.0,
+                            scale: ps,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "bid_qty",
+                        Val::Fixed {
+                            raw: r.bid_qty.0,
+                            scale: qs,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "ask_price",
+                        Val::Fixed {
+                            raw: r.ask_price.0,
+                            scale: ps,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "ask_qty",
+                        Val::Fixed {
+                            raw: r.ask_qty.0,
+                            scale: qs,
+                        },
+                    );
                     push(&mut f, "venue_seq", Val::U64(r.venue_seq));
                 }
             }
@@ -282,17 +356,50 @@ impl Renderer {
                     push(&mut f, "action", enum_val!(OrderAction, r.action));
                     push(&mut f, "side", enum_or_none!(Side, r.side));
                     push(&mut f, "order_type", enum_or_none!(OrderType, r.order_type));
-                    push(&mut f, "time_in_force", enum_or_none!(TimeInForce, r.time_in_force));
+                    push(
+                        &mut f,
+                        "time_in_force",
+                        enum_or_none!(TimeInForce, r.time_in_force),
+                    );
                     push(&mut f, "flags", Val::Str(order_flags(r.flags)));
                     push(&mut f, "account", Self::account(r.account));
                     self.instrument_fields(&mut f, r.instrument);
                     push(&mut f, "order_id", Val::U64(r.order_id.0));
-                    push(&mut f, "price", Val::Fixed { raw: r.price.0, scale: ps });
-                    push(&mut f, "stop_price", Val::Fixed { raw: r.stop_price.0, scale: ps });
-                    push(&mut f, "qty", Val::Fixed { raw: r.qty.0, scale: qs });
+                    push(
+                        &mut f,
+                        "price",
+                        Val::Fixed {
+                            raw: r.price.0,
+                            scale: ps,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "stop_price",
+                        Val::Fixed {
+                            raw: r.stop_price.0,
+                            scale: ps,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "qty",
+                        Val::Fixed {
+                            raw: r.qty.0,
+                            scale: qs,
+                        },
+                    );
                     push(&mut f, "expire_at", Val::Time(r.expire_at.0));
-                    push(&mut f, "client_order_id", client_order_id(&r.client_order_id));
-                    push(&mut f, "orig_client_order_id", client_order_id(&r.orig_client_order_id));
+                    push(
+                        &mut f,
+                        "client_order_id",
+                        client_order_id(&r.client_order_id),
+                    );
+                    push(
+                        &mut f,
+                        "orig_client_order_id",
+                        client_order_id(&r.orig_client_order_id),
+                    );
                 }
             }
             RecordKind::OrderEvent => {
@@ -306,19 +413,76 @@ impl Renderer {
                         _ => Val::Null,
                     };
                     push(&mut f, "liquidity", liquidity);
-                    push(&mut f, "reject_reason", enum_val!(RejectReason, r.reject_reason));
+                    push(
+                        &mut f,
+                        "reject_reason",
+                        enum_val!(RejectReason, r.reject_reason),
+                    );
                     push(&mut f, "account", Self::account(r.account));
                     self.instrument_fields(&mut f, r.instrument);
                     push(&mut f, "order_id", Val::U64(r.order_id.0));
                     push(&mut f, "exec_id", Val::U64(r.exec_id));
-                    push(&mut f, "price", Val::Fixed { raw: r.price.0, scale: ps });
-                    push(&mut f, "last_price", Val::Fixed { raw: r.last_price.0, scale: ps });
-                    push(&mut f, "last_qty", Val::Fixed { raw: r.last_qty.0, scale: qs });
-                    push(&mut f, "cum_qty", Val::Fixed { raw: r.cum_qty.0, scale: qs });
-                    push(&mut f, "leaves_qty", Val::Fixed { raw: r.leaves_qty.0, scale: qs });
-                    push(&mut f, "avg_price", Val::Fixed { raw: r.avg_price.0, scale: ps });
-                    push(&mut f, "fee", Val::Fixed { raw: r.fee, scale: ps });
-                    push(&mut f, "client_order_id", client_order_id(&r.client_order_id));
+                    push(
+                        &mut f,
+                        "price",
+                        Val::Fixed {
+                            raw: r.price.0,
+                            scale: ps,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "last_price",
+                        Val::Fixed {
+                            raw: r.last_price.0,
+                            scale: ps,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "last_qty",
+                        Val::Fixed {
+                            raw: r.last_qty.0,
+                            scale: qs,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "cum_qty",
+                        Val::Fixed {
+                            raw: r.cum_qty.0,
+                            scale: qs,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "leaves_qty",
+                        Val::Fixed {
+                            raw: r.leaves_qty.0,
+                            scale: qs,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "avg_price",
+                        Val::Fixed {
+                            raw: r.avg_price.0,
+                            scale: ps,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "fee",
+                        Val::Fixed {
+                            raw: r.fee,
+                            scale: ps,
+                        },
+                    );
+                    push(
+                        &mut f,
+                        "client_order_id",
+                        client_order_id(&r.client_order_id),
+                    );
                 }
             }
             RecordKind::RiskEvent => {
@@ -344,7 +508,11 @@ impl Renderer {
             RecordKind::Signal => {
                 if let Some(r) = envelope.payload::<Signal>() {
                     push(&mut f, "model", Val::U64(u64::from(r.model)));
-                    push(&mut f, "model_version", Val::U64(u64::from(r.model_version)));
+                    push(
+                        &mut f,
+                        "model_version",
+                        Val::U64(u64::from(r.model_version)),
+                    );
                     self.instrument_fields(&mut f, r.instrument);
                     push(&mut f, "horizon_ms", Val::U64(u64::from(r.horizon_ms)));
                     push(&mut f, "prediction", Val::F64(r.prediction));
@@ -357,7 +525,11 @@ impl Renderer {
                         ],
                     );
                     push(&mut f, "flags", Val::Str(flags));
-                    push(&mut f, "feature_count", Val::U64(u64::from(r.feature_count)));
+                    push(
+                        &mut f,
+                        "feature_count",
+                        Val::U64(u64::from(r.feature_count)),
+                    );
                 }
             }
             RecordKind::Control => {
@@ -391,7 +563,12 @@ impl Renderer {
     /// One human-readable line (no newline).
     pub fn text_line(&self, frame: &Frame<'_>) -> String {
         let mut line = String::with_capacity(160);
-        let _ = write!(line, "{:>8} {}", frame.seq(), format_rfc3339(frame.ts_recv().0));
+        let _ = write!(
+            line,
+            "{:>8} {}",
+            frame.seq(),
+            format_rfc3339(frame.ts_recv().0)
+        );
         match frame.body() {
             FrameBody::Envelope(bytes) => match Envelope::from_bytes(bytes) {
                 Ok(envelope) => {
@@ -611,7 +788,10 @@ mod tests {
     fn flags_and_csv_quoting() {
         assert_eq!(order_flags(3), "post_only|reduce_only");
         assert_eq!(order_flags(0x81), "post_only|0x80");
-        assert_eq!(csv_line(&["a".into(), "b,c".into(), "d\"e".into()]), "a,\"b,c\",\"d\"\"e\"");
+        assert_eq!(
+            csv_line(&["a".into(), "b,c".into(), "d\"e".into()]),
+            "a,\"b,c\",\"d\"\"e\""
+        );
         assert!(is_texty(b"8=FIX.4.4\x0135=D\x01"));
         assert!(!is_texty(&[0, 1, 2]));
         assert_eq!(hex(&[0, 0xab]), "00ab");
@@ -624,8 +804,20 @@ mod tests {
         assert_eq!(
             header,
             [
-                "seq", "time", "ts_recv", "ts_event", "stream", "stream_seq", "header_flags",
-                "instrument", "symbol", "aggressor", "price", "price_raw", "qty", "qty_raw",
+                "seq",
+                "time",
+                "ts_recv",
+                "ts_event",
+                "stream",
+                "stream_seq",
+                "header_flags",
+                "instrument",
+                "symbol",
+                "aggressor",
+                "price",
+                "price_raw",
+                "qty",
+                "qty_raw",
                 "trade_id"
             ]
         );

@@ -97,7 +97,7 @@ pub fn open_reader(path: &Path, progress: bool) -> Result<JournalReader, CliErro
 
 /// A progress bar on stderr, shown only when stderr is a terminal.
 #[derive(Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     pending: u64,
 }
@@ -111,7 +111,7 @@ impl Progress {
     }
 
     /// A bar over `len` records.
-    pub fn bar(wanted: bool, len: u64, label: &str) -> Self {
+    pub(crate) fn bar(wanted: bool, len: u64, label: &str) -> Self {
         let bar = Self::enabled(wanted).then(|| {
             let bar = ProgressBar::new(len);
             let style = ProgressStyle::with_template(
@@ -127,7 +127,7 @@ impl Progress {
     }
 
     /// A spinner for work of unknown length.
-    pub fn spinner(wanted: bool, label: String) -> Self {
+    pub(crate) fn spinner(wanted: bool, label: String) -> Self {
         let bar = Self::enabled(wanted).then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_message(label);
@@ -139,7 +139,7 @@ impl Progress {
 
     /// One more record done.
     #[inline]
-    pub fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         if self.bar.is_some() {
             self.pending += 1;
             if self.pending >= PROGRESS_BATCH {
@@ -156,7 +156,7 @@ impl Progress {
     }
 
     /// Removes the bar.
-    pub fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         self.flush();
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

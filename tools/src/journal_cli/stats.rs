@@ -41,7 +41,10 @@ struct Counts {
     ts_max: Option<u64>,
 }
 
-fn name_or_code<T: Copy>(code: Result<T, impl std::fmt::Display>, name: fn(T) -> &'static str) -> String {
+fn name_or_code<T: Copy>(
+    code: Result<T, impl std::fmt::Display>,
+    name: fn(T) -> &'static str,
+) -> String {
     match code {
         Ok(v) => name(v).to_owned(),
         Err(c) => format!("code_{c}"),
@@ -98,11 +101,20 @@ fn count(reader: &JournalReader, ctx: &Context) -> Counts {
 }
 
 fn map_json<K: ToString>(map: &BTreeMap<K, u64>) -> Json {
-    Json::Object(map.iter().map(|(k, v)| (k.to_string(), Json::from(*v))).collect())
+    Json::Object(
+        map.iter()
+            .map(|(k, v)| (k.to_string(), Json::from(*v)))
+            .collect(),
+    )
 }
 
 /// `stats`.
-pub(crate) fn run(reader: &JournalReader, ctx: &Context, as_json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+pub(crate) fn run(
+    reader: &JournalReader,
+    ctx: &Context,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let segments: Vec<SegmentStats> = reader
         .segments()
         .map(|(index, path, first_seq, last_seq)| SegmentStats {
@@ -117,7 +129,9 @@ pub(crate) fn run(reader: &JournalReader, ctx: &Context, as_json: bool, out: &mu
     let report = reader.report();
     let span_ns = c.ts_min.zip(c.ts_max).map(|(lo, hi)| hi - lo);
     let records = reader.len();
-    let rate = span_ns.filter(|s| *s > 0).map(|s| records as f64 / (s as f64 / 1e9));
+    let rate = span_ns
+        .filter(|s| *s > 0)
+        .map(|s| records as f64 / (s as f64 / 1e9));
     let size_total: u64 = segments.iter().filter_map(|s| s.size_bytes).sum();
     let torn = report.torn_tail.as_ref().map(|t| {
         json!({
@@ -186,11 +200,28 @@ pub(crate) fn run(reader: &JournalReader, ctx: &Context, as_json: bool, out: &mu
         reader.last_seq(),
         c.envelopes,
         c.blobs,
-        if c.invalid > 0 { format!(", {} INVALID", c.invalid) } else { String::new() }
+        if c.invalid > 0 {
+            format!(", {} INVALID", c.invalid)
+        } else {
+            String::new()
+        }
     )?;
-    if let (Some(lo), Some(hi), Some(first), Some(last)) = (c.ts_min, c.ts_max, c.ts_first, c.ts_last) {
-        writeln!(out, "time         {} .. {} (span {})", format_rfc3339(lo), format_rfc3339(hi), format_duration_ns(i128::from(hi - lo)))?;
-        writeln!(out, "first/last   {} / {}", format_rfc3339(first), format_rfc3339(last))?;
+    if let (Some(lo), Some(hi), Some(first), Some(last)) =
+        (c.ts_min, c.ts_max, c.ts_first, c.ts_last)
+    {
+        writeln!(
+            out,
+            "time         {} .. {} (span {})",
+            format_rfc3339(lo),
+            format_rfc3339(hi),
+            format_duration_ns(i128::from(hi - lo))
+        )?;
+        writeln!(
+            out,
+            "first/last   {} / {}",
+            format_rfc3339(first),
+            format_rfc3339(last)
+        )?;
     }
     if let Some(rate) = rate {
         writeln!(out, "rate         {rate:.1} records/s over the span")?;
@@ -204,7 +235,11 @@ pub(crate) fn run(reader: &JournalReader, ctx: &Context, as_json: bool, out: &mu
         None => writeln!(out, "torn tail    none")?,
     }
     writeln!(out)?;
-    writeln!(out, "{:>8} {:>12} {:>12} {:>10} {:>12}  path", "segment", "first_seq", "last_seq", "records", "bytes")?;
+    writeln!(
+        out,
+        "{:>8} {:>12} {:>12} {:>10} {:>12}  path",
+        "segment", "first_seq", "last_seq", "records", "bytes"
+    )?;
     for s in &segments {
         writeln!(
             out,
@@ -218,12 +253,48 @@ pub(crate) fn run(reader: &JournalReader, ctx: &Context, as_json: bool, out: &mu
         )?;
     }
     let sections: [(&str, Vec<(String, u64)>); 6] = [
-        ("by kind", c.by_kind.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
-        ("feed events", c.by_feed_event.iter().map(|(k, v)| (k.clone(), *v)).collect()),
-        ("order events", c.by_order_event.iter().map(|(k, v)| (k.clone(), *v)).collect()),
-        ("blobs by kind", c.by_blob_kind.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
-        ("by stream", c.by_stream.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
-        ("by instrument", c.by_instrument.iter().map(|(k, v)| (k.clone(), *v)).collect()),
+        (
+            "by kind",
+            c.by_kind
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+        ),
+        (
+            "feed events",
+            c.by_feed_event
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        ),
+        (
+            "order events",
+            c.by_order_event
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        ),
+        (
+            "blobs by kind",
+            c.by_blob_kind
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        ),
+        (
+            "by stream",
+            c.by_stream
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        ),
+        (
+            "by instrument",
+            c.by_instrument
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        ),
     ];
     for (title, rows) in sections {
         if rows.is_empty() {

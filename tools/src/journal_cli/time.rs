@@ -143,7 +143,7 @@ fn parse_rfc3339(text: &str) -> Option<u64> {
 }
 
 /// A duration in nanoseconds as short human text: `850ns`, `12.345us`, `3.200ms`, `1.500s`.
-pub fn format_duration_ns(ns: i128) -> String {
+pub(crate) fn format_duration_ns(ns: i128) -> String {
     let sign = if ns < 0 { "-" } else { "" };
     let abs = ns.unsigned_abs();
     if abs < 1_000 {
@@ -168,18 +168,43 @@ mod tests {
             format_rfc3339(1_723_163_653_000_000_123),
             "2024-08-09T00:34:13.000000123Z"
         );
-        assert_eq!(format_rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
     }
 
     #[test]
     fn parses_what_it_formats() {
-        for ns in [0, 1, 951_782_400_000_000_000, 1_723_163_653_000_000_123, 4_102_444_799_999_999_999] {
+        for ns in [
+            0,
+            1,
+            951_782_400_000_000_000,
+            1_723_163_653_000_000_123,
+            4_102_444_799_999_999_999,
+        ] {
             assert_eq!(parse_time(&format_rfc3339(ns)), Ok(ns));
         }
-        assert_eq!(parse_time("2024-08-09T02:34:13.5+02:00"), Ok(1_723_163_653_500_000_000));
-        assert_eq!(parse_time("2024-08-09 00:34:13Z"), Ok(1_723_163_653_000_000_000));
-        assert_eq!(parse_time("1723163653000000123"), Ok(1_723_163_653_000_000_123));
-        for bad in ["", "yesterday", "2024-02-30T00:00:00Z", "2024-08-09T00:34:13", "2024-08-09T00:34:13.1234567890Z", "-5"] {
+        assert_eq!(
+            parse_time("2024-08-09T02:34:13.5+02:00"),
+            Ok(1_723_163_653_500_000_000)
+        );
+        assert_eq!(
+            parse_time("2024-08-09 00:34:13Z"),
+            Ok(1_723_163_653_000_000_000)
+        );
+        assert_eq!(
+            parse_time("1723163653000000123"),
+            Ok(1_723_163_653_000_000_123)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2024-02-30T00:00:00Z",
+            "2024-08-09T00:34:13",
+            "2024-08-09T00:34:13.1234567890Z",
+            "-5",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
     }

@@ -93,8 +93,15 @@ impl Findings {
 /// Location fields of an open error, when it has them.
 fn locate(error: &JournalError) -> (Option<u64>, Option<u64>, Option<u64>) {
     match error {
-        JournalError::CorruptFrame { segment, offset, seq, .. } => (Some(*segment), Some(*offset), Some(*seq)),
-        JournalError::SequenceGap { segment, expected, .. } => (Some(*segment), None, Some(*expected)),
+        JournalError::CorruptFrame {
+            segment,
+            offset,
+            seq,
+            ..
+        } => (Some(*segment), Some(*offset), Some(*seq)),
+        JournalError::SequenceGap {
+            segment, expected, ..
+        } => (Some(*segment), None, Some(*expected)),
         _ => (None, None, None),
     }
 }
@@ -105,8 +112,19 @@ struct StreamState {
 }
 
 /// `verify`: returns 0 when clean, [`EXIT_PROBLEMS`] when any error was found.
-pub(crate) fn run(path: &Path, ctx: &Context, as_json: bool, max: usize, out: &mut dyn Write) -> Result<u8, CliError> {
-    let mut findings = Findings { listed: Vec::new(), max, errors: 0, warnings: 0 };
+pub(crate) fn run(
+    path: &Path,
+    ctx: &Context,
+    as_json: bool,
+    max: usize,
+    out: &mut dyn Write,
+) -> Result<u8, CliError> {
+    let mut findings = Findings {
+        listed: Vec::new(),
+        max,
+        errors: 0,
+        warnings: 0,
+    };
     let reader = match source::open_reader(path, ctx.progress) {
         Ok(reader) => Some(reader),
         Err(error) if error.exit_code() == EXIT_PROBLEMS => {
@@ -114,7 +132,13 @@ pub(crate) fn run(path: &Path, ctx: &Context, as_json: bool, max: usize, out: &m
                 CliError::Journal(e) => locate(e),
                 _ => (None, None, None),
             };
-            findings.add(Problem { severity: Severity::Error, segment, offset, seq, message: error.to_string() });
+            findings.add(Problem {
+                severity: Severity::Error,
+                segment,
+                offset,
+                seq,
+                message: error.to_string(),
+            });
             None
         }
         Err(error) => return Err(error),
@@ -143,9 +167,13 @@ pub(crate) fn run(path: &Path, ctx: &Context, as_json: bool, max: usize, out: &m
         for problem in &findings.listed {
             writeln!(out, "{}", problem.text())?;
         }
-        let unlisted = (findings.errors + findings.warnings).saturating_sub(findings.listed.len() as u64);
+        let unlisted =
+            (findings.errors + findings.warnings).saturating_sub(findings.listed.len() as u64);
         if unlisted > 0 {
-            writeln!(out, "... and {unlisted} more (raise --max-problems to list them)")?;
+            writeln!(
+                out,
+                "... and {unlisted} more (raise --max-problems to list them)"
+            )?;
         }
         let what = match &reader {
             Some(r) => format!(
@@ -161,7 +189,11 @@ pub(crate) fn run(path: &Path, ctx: &Context, as_json: bool, max: usize, out: &m
         if ok {
             writeln!(out, "OK: {what}; {} warnings", findings.warnings)?;
         } else {
-            writeln!(out, "FAILED: {what}; {} errors, {} warnings", findings.errors, findings.warnings)?;
+            writeln!(
+                out,
+                "FAILED: {what}; {} errors, {} warnings",
+                findings.errors, findings.warnings
+            )?;
         }
     }
     Ok(if ok { 0 } else { EXIT_PROBLEMS })
@@ -189,13 +221,20 @@ fn check(reader: &JournalReader, ctx: &Context, findings: &mut Findings) -> Resu
     if let Ok(entries) = std::fs::read_dir(reader.dir()) {
         for entry in entries.filter_map(Result::ok) {
             let name = entry.file_name();
-            if name.to_str().and_then(|n| n.strip_suffix(".tmp")).is_some_and(source::is_segment_name) {
+            if name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".tmp"))
+                .is_some_and(source::is_segment_name)
+            {
                 findings.add(Problem {
                     severity: Severity::Warning,
                     segment: None,
                     offset: None,
                     seq: None,
-                    message: format!("{}: half-created segment file left by a crash", entry.path().display()),
+                    message: format!(
+                        "{}: half-created segment file left by a crash",
+                        entry.path().display()
+                    ),
                 });
             }
         }
@@ -215,13 +254,21 @@ fn check(reader: &JournalReader, ctx: &Context, findings: &mut Findings) -> Resu
             message,
         };
         if frame.seq() != expected_seq {
-            findings.add(at(Severity::Error, format!("journal sequence {} where {expected_seq} was expected", frame.seq())));
+            findings.add(at(
+                Severity::Error,
+                format!(
+                    "journal sequence {} where {expected_seq} was expected",
+                    frame.seq()
+                ),
+            ));
         }
         expected_seq = frame.seq() + 1;
         if frame.ts_recv().0 == 0 {
             findings.add(at(Severity::Error, "receive timestamp is zero".into()));
         }
-        let FrameBody::Envelope(bytes) = frame.body() else { continue };
+        let FrameBody::Envelope(bytes) = frame.body() else {
+            continue;
+        };
         let envelope = match Envelope::from_bytes(bytes) {
             Ok(envelope) => envelope,
             Err(error) => {
@@ -231,7 +278,10 @@ fn check(reader: &JournalReader, ctx: &Context, findings: &mut Findings) -> Resu
         };
         let h = envelope.header;
         if h.seq == 0 {
-            findings.add(at(Severity::Error, format!("stream {}: sequence 0 (streams number from 1)", h.stream.0)));
+            findings.add(at(
+                Severity::Error,
+                format!("stream {}: sequence 0 (streams number from 1)", h.stream.0),
+            ));
             continue;
         }
         match streams.get_mut(&h.stream.0) {
@@ -255,7 +305,10 @@ fn check(reader: &JournalReader, ctx: &Context, findings: &mut Findings) -> Resu
                 } else if h.seq == 1 {
                     findings.add(at(
                         Severity::Warning,
-                        format!("stream {}: numbering restarts at 1 after {} (a restart?)", h.stream.0, state.last),
+                        format!(
+                            "stream {}: numbering restarts at 1 after {} (a restart?)",
+                            h.stream.0, state.last
+                        ),
                     ));
                 } else {
                     findings.add(at(
@@ -277,7 +330,10 @@ fn check(reader: &JournalReader, ctx: &Context, findings: &mut Findings) -> Resu
             segment: None,
             offset: None,
             seq: None,
-            message: format!("read {records} records but the scan counted {}", reader.len()),
+            message: format!(
+                "read {records} records but the scan counted {}",
+                reader.len()
+            ),
         });
     }
     Ok(records)
