@@ -257,6 +257,8 @@ fn live_source_keeps_reconnecting_and_stops_cleanly() {
     let output = aaiti()
         .args(["run", "--config"])
         .arg(&bad)
+        .arg("--data-dir")
+        .arg(dir.join("bad-data"))
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));

@@ -2,11 +2,17 @@
 #![allow(dead_code, reason = "each target uses a subset")]
 
 use aaiti_feeds::{FeedHandler, RecordBuffer};
-use aaiti_model::{FeedEvent, FeedEventKind, InstrumentId, InstrumentRegistry, InstrumentSpec, UnixNanos};
+use aaiti_model::{
+    FeedEvent, FeedEventKind, InstrumentId, InstrumentRegistry, InstrumentSpec, UnixNanos,
+};
 
 pub fn registry(venue: &str, symbols: &[(&str, u8, u8)]) -> InstrumentRegistry {
     let unit = |scale: u8| {
-        if scale == 0 { "1".to_owned() } else { format!("0.{}1", "0".repeat(usize::from(scale) - 1)) }
+        if scale == 0 {
+            "1".to_owned()
+        } else {
+            format!("0.{}1", "0".repeat(usize::from(scale) - 1))
+        }
     };
     let specs: Vec<InstrumentSpec> = symbols
         .iter()
@@ -54,7 +60,9 @@ pub fn check<H: FeedHandler>(feed: &mut H, data: &[u8]) {
     }
     if let Err(error) = result {
         assert_eq!(out.len(), 1);
-        let event = out.as_slice()[0].payload::<FeedEvent>().expect("a feed event");
+        let event = out.as_slice()[0]
+            .payload::<FeedEvent>()
+            .expect("a feed event");
         assert_eq!(event.kind, FeedEventKind::Rejected.code());
         assert_eq!(event.value, i64::from(error.reason().code()));
         assert_eq!(probe(feed), before);

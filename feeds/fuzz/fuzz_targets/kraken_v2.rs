@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let venue = registry.venue_id("kraken").expect("venue");
     let mut feed = KrakenV2Feed::new(&registry, venue, StreamId(1), FeedConfig::default());
     let mut snapshot = br#"{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","bids":[{"price":45283.5,"qty":0.1}],"asks":[{"price":45285.2,"qty":0.001}],"checksum":1}]}"#.to_vec();
-    feed.on_message(&mut snapshot, UnixNanos(1), &mut RecordBuffer::new()).expect("snapshot");
+    feed.on_message(&mut snapshot, UnixNanos(1), &mut RecordBuffer::new())
+        .expect("snapshot");
     common::check(&mut feed, data);
 });

@@ -336,12 +336,21 @@ pub(crate) fn run(
                 obj.insert("name".into(), json!(name));
                 obj.insert("count".into(), json!(h.len()));
                 obj.insert("negative".into(), json!(s.negative));
-                obj.insert("min".into(), json!(h.min()));
+                // An empty stage (every difference negative) has no percentiles.
+                let some = |v: u64| if h.is_empty() { Json::Null } else { json!(v) };
+                obj.insert("min".into(), some(h.min()));
                 for (label, q) in QUANTILES {
-                    obj.insert(label.into(), json!(h.value_at_quantile(q)));
+                    obj.insert(label.into(), some(h.value_at_quantile(q)));
                 }
-                obj.insert("max".into(), json!(h.max()));
-                obj.insert("mean".into(), json!(h.mean()));
+                obj.insert("max".into(), some(h.max()));
+                obj.insert(
+                    "mean".into(),
+                    if h.is_empty() {
+                        Json::Null
+                    } else {
+                        json!(h.mean())
+                    },
+                );
                 Json::Object(obj)
             })
             .collect();
@@ -371,7 +380,13 @@ pub(crate) fn run(
     )?;
     for (name, s) in &selected {
         let h = &s.hist;
-        let us = |v: u64| format!("{:.3}", v as f64 / 1000.0);
+        let us = |v: u64| {
+            if h.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.3}", v as f64 / 1000.0)
+            }
+        };
         writeln!(
             out,
             "{:<width$} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
@@ -384,6 +399,13 @@ pub(crate) fn run(
             us(h.value_at_quantile(0.999)),
             us(h.max()),
             s.negative
+        )?;
+    }
+    if selected.iter().any(|(_, s)| s.negative > 0) {
+        writeln!(
+            out,
+            "(negative: differences below zero, not in the percentiles; for wire.* stages the \
+             venue's clock runs ahead of ours, or the records were replayed with recorded times)"
         )?;
     }
     if measure.untracked > 0 {

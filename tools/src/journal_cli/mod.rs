@@ -38,7 +38,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use error::{CliError, EXIT_PROBLEMS, EXIT_USAGE};
 pub use filter::{Filter, KindSel, OrderRef};
-pub use render::Renderer;
+pub use render::{JsonItem, JsonRecord, Renderer};
 pub use source::{open_reader, resolve_journal_dir};
 pub use time::{format_rfc3339, parse_time};
 
@@ -198,7 +198,7 @@ pub struct LatencyArgs {
     /// in microseconds) to FILE; the selection (see --stage) must be exactly one stage.
     #[arg(long, value_name = "FILE")]
     pub hgrm: Option<PathBuf>,
-    /// Write every selected stage's distribution to DIR/<stage>.hgrm.
+    /// Write every selected stage's distribution to `DIR/<stage>.hgrm`.
     #[arg(long, value_name = "DIR")]
     pub hgrm_dir: Option<PathBuf>,
     /// One JSON object instead of text (values in nanoseconds).

@@ -16,12 +16,12 @@ use aaiti_journal::{Frame, FrameBody, JournalReader};
 use aaiti_model::{
     ClientOrderId, Envelope, OrderAction, OrderCommand, OrderEvent, OrderEventKind, RiskEvent,
 };
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
 use super::Context;
 use super::error::CliError;
 use super::filter::OrderRef;
-use super::render::is_texty;
+use super::render::{JsonRecord, is_texty};
 use super::source::Progress;
 use super::time::format_duration_ns;
 
@@ -33,7 +33,10 @@ const MAX_IDS: usize = 10_000;
 #[derive(Debug, Default)]
 struct Ids {
     order_ids: BTreeSet<u64>,
+    /// Client order ids seen in records linked to the order.
     client_ids: BTreeSet<Vec<u8>>,
+    /// The text given, as a client order id (it may also be an engine order id).
+    seed_cl: Option<Vec<u8>>,
 }
 
 impl Ids {
@@ -42,7 +45,9 @@ impl Ids {
     }
 
     fn has_cl(&self, cl: &ClientOrderId) -> bool {
-        !cl.is_none() && self.client_ids.contains(cl.as_bytes())
+        !cl.is_none()
+            && (self.client_ids.contains(cl.as_bytes())
+                || self.seed_cl.as_deref() == Some(cl.as_bytes()))
     }
 
     fn add_id(&mut self, id: u64) {
@@ -89,7 +94,9 @@ impl Ids {
             };
             let (tag, value) = (&field[..eq], &field[eq + 1..]);
             match tag {
-                b"11" | b"41" => self.client_ids.contains(value),
+                b"11" | b"41" => {
+                    self.client_ids.contains(value) || self.seed_cl.as_deref() == Some(value)
+                }
                 b"37" => std::str::from_utf8(value)
                     .ok()
                     .and_then(|v| v.parse::<u64>().ok())
@@ -104,7 +111,7 @@ impl Ids {
 struct Step {
     ts: u64,
     text: String,
-    json: Json,
+    json: JsonRecord,
     /// What the step is, for the summary.
     what: StepKind,
 }
@@ -153,8 +160,8 @@ pub(crate) fn run(
     if let Some(id) = order.id {
         ids.add_id(id);
     }
-    if let Ok(cl) = ClientOrderId::new(order.text.as_bytes()) {
-        ids.add_cl(&cl);
+    if ClientOrderId::new(order.text.as_bytes()).is_ok() {
+        ids.seed_cl = Some(order.text.as_bytes().to_vec());
     }
     // Pass 1: link ids.
     let mut bar = Progress::bar(ctx.progress, reader.len() * 2, "order");
@@ -205,25 +212,26 @@ pub(crate) fn run(
         .collect();
     if as_json {
         let mut prev = first_ts;
-        let list: Vec<Json> = steps
+        let list: Vec<JsonRecord> = steps
             .iter()
             .map(|s| {
                 let mut j = s.json.clone();
-                if let Json::Object(map) = &mut j {
-                    map.insert("since_prev_ns".into(), json!(delta(prev, s.ts) as i64));
-                    map.insert("since_first_ns".into(), json!(delta(first_ts, s.ts) as i64));
-                }
+                j.push("since_prev_ns", delta(prev, s.ts) as i64);
+                j.push("since_first_ns", delta(first_ts, s.ts) as i64);
                 prev = s.ts;
                 j
             })
             .collect();
-        let value = json!({
-            "order": order.text,
-            "order_ids": ids.order_ids,
-            "client_order_ids": client_ids,
-            "steps": list,
-            "latencies_ns": Json::Object(summary.iter().map(|(k, v)| ((*k).to_owned(), json!(*v as i64))).collect()),
-        });
+        let mut value = JsonRecord::default();
+        value.push("order", order.text.as_str());
+        value.push("order_ids", json!(ids.order_ids));
+        value.push("client_order_ids", json!(client_ids));
+        value.push_objects("steps", list);
+        let mut latencies = JsonRecord::default();
+        for (name, ns) in &summary {
+            latencies.push(*name, *ns as i64);
+        }
+        value.push_object("latencies_ns", latencies);
         serde_json::to_writer_pretty(&mut *out, &value).map_err(std::io::Error::from)?;
         writeln!(out)?;
         return Ok(());

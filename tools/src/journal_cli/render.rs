@@ -6,11 +6,11 @@ use aaiti_journal::{Frame, FrameBody};
 use aaiti_model::{
     AccountId, BookAction, BookCheck, BookDelta, ChecksumMethod, ClientOrderId, Control,
     ControlAction, Envelope, FeedEvent, FeedEventKind, InstrumentId, InstrumentRegistry,
-    OrderAction, OrderCommand, OrderEvent, OrderEventKind, OrderFlags, OrderType, RecordError,
-    RecordKind, RejectReason, RiskEvent, RiskEventKind, Scale, Side, Signal, TimeInForce,
-    TopOfBook, Trade, VenueId,
+    OrderAction, OrderCommand, OrderEvent, OrderEventKind, OrderFlags, OrderType, RecordKind,
+    RejectReason, RiskEvent, RiskEventKind, Scale, Side, Signal, TimeInForce, TopOfBook, Trade,
+    VenueId,
 };
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::time::format_rfc3339;
 
@@ -50,6 +50,7 @@ impl Val {
             Self::U64(v) => v.to_string(),
             Self::I64(v) => v.to_string(),
             Self::F64(v) => v.to_string(),
+            Self::Str(s) if s.is_empty() => "-".into(),
             Self::Str(s) => s.clone(),
             Self::Fixed { raw, scale } => {
                 Self::fixed_text(*raw, *scale).unwrap_or_else(|| format!("raw:{raw}"))
@@ -77,6 +78,7 @@ impl Val {
     fn cell(&self) -> String {
         match self {
             Self::Null => String::new(),
+            Self::Str(s) => s.clone(),
             Self::Fixed { raw, scale } => Self::fixed_text(*raw, *scale).unwrap_or_default(),
             Self::Time(ns) => ns.to_string(),
             other => other.text(),
@@ -107,6 +109,73 @@ fn columns(field: &Field) -> impl Iterator<Item = (String, Json, String)> + '_ {
         _ => None,
     };
     std::iter::once(main).chain(raw)
+}
+
+/// A JSON object that keeps its fields in insertion order (struct order), which
+/// `serde_json::Map` does not without a crate-wide feature.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JsonRecord(Vec<(String, JsonItem)>);
+
+/// A value of a [`JsonRecord`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonItem {
+    /// A plain JSON value.
+    Value(Json),
+    /// A nested ordered object.
+    Object(JsonRecord),
+    /// An array of ordered objects.
+    Objects(Vec<JsonRecord>),
+}
+
+impl JsonRecord {
+    /// Appends a field.
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<Json>) {
+        self.0.push((name.into(), JsonItem::Value(value.into())));
+    }
+
+    /// Appends a nested object.
+    pub fn push_object(&mut self, name: impl Into<String>, value: JsonRecord) {
+        self.0.push((name.into(), JsonItem::Object(value)));
+    }
+
+    /// Appends an array of objects.
+    pub fn push_objects(&mut self, name: impl Into<String>, value: Vec<JsonRecord>) {
+        self.0.push((name.into(), JsonItem::Objects(value)));
+    }
+
+    /// As a `serde_json` value (fields then sort by name).
+    pub fn to_value(&self) -> Json {
+        Json::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        JsonItem::Value(v) => v.clone(),
+                        JsonItem::Object(o) => o.to_value(),
+                        JsonItem::Objects(list) => {
+                            Json::Array(list.iter().map(JsonRecord::to_value).collect())
+                        }
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl serde::Serialize for JsonRecord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            match v {
+                JsonItem::Value(v) => map.serialize_entry(k, v)?,
+                JsonItem::Object(o) => map.serialize_entry(k, o)?,
+                JsonItem::Objects(list) => map.serialize_entry(k, list)?,
+            }
+        }
+        map.end()
+    }
 }
 
 /// Renders payloads with the instrument registry (symbols, scales, venue names).
@@ -622,45 +691,49 @@ impl Renderer {
     /// then for envelopes `kind`, `ts_event`, `stream`, `stream_seq`, `header_flags` and
     /// `payload` (struct field names; enums by name; prices as exact decimal strings plus
     /// `*_raw` mantissas), for blobs `kind: "blob"`, `blob_kind`, `len` and `text` or `hex`.
-    pub fn json(&self, frame: &Frame<'_>) -> Json {
-        let mut obj = Map::new();
-        obj.insert("seq".into(), frame.seq().into());
-        obj.insert("segment".into(), frame.segment().into());
-        obj.insert("offset".into(), frame.offset().into());
-        obj.insert("ts_recv".into(), frame.ts_recv().0.into());
-        obj.insert("time".into(), format_rfc3339(frame.ts_recv().0).into());
+    pub fn json(&self, frame: &Frame<'_>) -> JsonRecord {
+        let mut obj = JsonRecord::default();
+        obj.push("seq", frame.seq());
+        obj.push("segment", frame.segment());
+        obj.push("offset", frame.offset());
+        obj.push("ts_recv", frame.ts_recv().0);
+        obj.push("time", format_rfc3339(frame.ts_recv().0));
         match frame.body() {
             FrameBody::Envelope(bytes) => match Envelope::from_bytes(bytes) {
                 Ok(envelope) => {
                     let h = envelope.header;
                     let kind = envelope.kind().map_or("?", RecordKind::name);
-                    obj.insert("kind".into(), kind.into());
-                    obj.insert("ts_event".into(), h.ts_event.0.into());
-                    obj.insert("stream".into(), h.stream.0.into());
-                    obj.insert("stream_seq".into(), h.seq.into());
-                    obj.insert("header_flags".into(), h.flags.into());
-                    let mut payload = Map::new();
+                    obj.push("kind", kind);
+                    obj.push("ts_event", h.ts_event.0);
+                    obj.push("stream", h.stream.0);
+                    obj.push("stream_seq", h.seq);
+                    obj.push("header_flags", h.flags);
+                    let mut payload = JsonRecord::default();
                     for field in self.payload_fields(&envelope) {
                         for (name, json, _) in columns(&field) {
-                            payload.insert(name, json);
+                            payload.push(name, json);
                         }
                     }
-                    obj.insert("payload".into(), Json::Object(payload));
+                    obj.push_object("payload", payload);
                 }
-                Err(error) => invalid_json(&mut obj, &error, bytes),
+                Err(error) => {
+                    obj.push("kind", "invalid");
+                    obj.push("error", error.to_string());
+                    obj.push("hex", hex(bytes));
+                }
             },
             FrameBody::Blob { kind, data, .. } => {
-                obj.insert("kind".into(), "blob".into());
-                obj.insert("blob_kind".into(), kind.into());
-                obj.insert("len".into(), data.len().into());
+                obj.push("kind", "blob");
+                obj.push("blob_kind", kind);
+                obj.push("len", data.len());
                 if is_texty(data) {
-                    obj.insert("text".into(), String::from_utf8_lossy(data).into());
+                    obj.push("text", String::from_utf8_lossy(data));
                 } else {
-                    obj.insert("hex".into(), hex(data).into());
+                    obj.push("hex", hex(data));
                 }
             }
         }
-        Json::Object(obj)
+        obj
     }
 
     /// The record as CSV cells matching [`csv_header`](Self::csv_header) for its kind.
@@ -698,12 +771,6 @@ impl Renderer {
         }
         Some(row)
     }
-}
-
-fn invalid_json(obj: &mut Map<String, Json>, error: &RecordError, bytes: &[u8]) {
-    obj.insert("kind".into(), "invalid".into());
-    obj.insert("error".into(), error.to_string().into());
-    obj.insert("hex".into(), hex(bytes).into());
 }
 
 /// Common CSV columns of envelope records.

@@ -92,7 +92,20 @@ pub fn open_reader(path: &Path, progress: bool) -> Result<JournalReader, CliErro
     let spinner = Progress::spinner(progress, format!("verifying {}", dir.display()));
     let reader = JournalReader::open(&dir);
     spinner.finish();
-    Ok(reader?)
+    let reader = reader?;
+    if let Some(t) = &reader.report().torn_tail {
+        // Data ends before it; the command still runs on what precedes it.
+        eprintln!(
+            "aaiti-journal: warning: {}: torn tail at segment {} offset {} (sequence {}): {:?}; \
+             the records shown end before it (`verify` for details)",
+            t.path.display(),
+            t.segment,
+            t.offset,
+            t.seq,
+            t.fault
+        );
+    }
+    Ok(reader)
 }
 
 /// A progress bar on stderr, shown only when stderr is a terminal.

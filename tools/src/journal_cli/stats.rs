@@ -21,6 +21,9 @@ struct SegmentStats {
     size_bytes: Option<u64>,
     first_seq: u64,
     last_seq: u64,
+    /// `ts_recv` of its first and last records.
+    first_ts: Option<u64>,
+    last_ts: Option<u64>,
 }
 
 /// Counts gathered in one pass.
@@ -123,6 +126,8 @@ pub(crate) fn run(
             size_bytes: std::fs::metadata(path).ok().map(|m| m.len()),
             first_seq,
             last_seq,
+            first_ts: reader.get(first_seq).ok().map(|f| f.ts_recv().0),
+            last_ts: reader.get(last_seq).ok().map(|f| f.ts_recv().0),
         })
         .collect();
     let c = count(reader, ctx);
@@ -153,6 +158,8 @@ pub(crate) fn run(
                 "first_seq": s.first_seq,
                 "last_seq": s.last_seq,
                 "records": (s.last_seq + 1).saturating_sub(s.first_seq),
+                "first_ts_recv": s.first_ts,
+                "last_ts_recv": s.last_ts,
             })).collect::<Vec<_>>(),
             "spare_segments": report.spare_segments,
             "size_bytes": size_total,
@@ -237,18 +244,20 @@ pub(crate) fn run(
     writeln!(out)?;
     writeln!(
         out,
-        "{:>8} {:>12} {:>12} {:>10} {:>12}  path",
-        "segment", "first_seq", "last_seq", "records", "bytes"
+        "{:>8} {:>12} {:>12} {:>10} {:>12}  {:<30}  {:<30}  path",
+        "segment", "first_seq", "last_seq", "records", "bytes", "first time", "last time"
     )?;
     for s in &segments {
         writeln!(
             out,
-            "{:>8} {:>12} {:>12} {:>10} {:>12}  {}",
+            "{:>8} {:>12} {:>12} {:>10} {:>12}  {:<30}  {:<30}  {}",
             s.index,
             s.first_seq,
             s.last_seq,
             (s.last_seq + 1).saturating_sub(s.first_seq),
             s.size_bytes.map_or_else(|| "?".into(), |b| b.to_string()),
+            s.first_ts.map_or_else(|| "-".into(), format_rfc3339),
+            s.last_ts.map_or_else(|| "-".into(), format_rfc3339),
             s.path
         )?;
     }
