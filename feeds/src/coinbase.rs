@@ -26,7 +26,6 @@ use crate::{
     error::{FeedError, MessageKind, MessageOutcome, Reject, RejectReason},
     json::{Doc, JsonParser, Val, put, required, unknown},
     quality::TsClass,
-    stats::FeedStats,
     symbols::SymbolTable,
     text,
 };
@@ -706,25 +705,7 @@ impl FeedHandler for CoinbaseFeed {
         CoinbaseFeed::on_message(self, bytes, ts_recv, out)
     }
 
-    fn on_tick(&mut self, now: UnixNanos, out: &mut RecordBuffer) -> usize {
-        self.core.tick(now, out)
-    }
-
-    fn stats(&self) -> &FeedStats {
-        &self.core.stats
-    }
-
-    fn venue(&self) -> VenueId {
-        self.core.venue
-    }
-
-    fn stream(&self) -> StreamId {
-        self.core.stream
-    }
-
-    fn last_seq(&self) -> u64 {
-        self.core.last_seq()
-    }
+    crate::core::delegate_to_feed_core!();
 
     fn is_book_valid(&self, instrument: InstrumentId) -> bool {
         self.core

@@ -522,3 +522,34 @@ impl FeedCore {
         emitted
     }
 }
+
+/// The [`FeedHandler`](crate::FeedHandler) methods every venue handler answers from its
+/// [`FeedCore`] (a field named `core`): expand inside the `impl FeedHandler` block.
+macro_rules! delegate_to_feed_core {
+    () => {
+        fn on_tick(
+            &mut self,
+            now: aaiti_model::UnixNanos,
+            out: &mut $crate::RecordBuffer,
+        ) -> usize {
+            self.core.tick(now, out)
+        }
+
+        fn stats(&self) -> &$crate::FeedStats {
+            &self.core.stats
+        }
+
+        fn venue(&self) -> aaiti_model::VenueId {
+            self.core.venue
+        }
+
+        fn stream(&self) -> aaiti_model::StreamId {
+            self.core.stream
+        }
+
+        fn last_seq(&self) -> u64 {
+            self.core.last_seq()
+        }
+    };
+}
+pub(crate) use delegate_to_feed_core;
