@@ -87,6 +87,30 @@ pub struct RecordedMessage<'a> {
     pub line: u64,
 }
 
+/// Longest recording line accepted, in bytes. The largest real message (a 1000-level REST
+/// depth snapshot) is about 80 KB; longer lines are skipped as [`ReplayError::BadLine`].
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// Consumes input up to and including the next newline (or the end), storing nothing.
+fn skip_rest_of_line<R: BufRead>(reader: &mut R) -> std::io::Result<()> {
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        match buffer.iter().position(|&b| b == b'\n') {
+            Some(newline) => {
+                reader.consume(newline + 1);
+                return Ok(());
+            }
+            None => {
+                let len = buffer.len();
+                reader.consume(len);
+            }
+        }
+    }
+}
+
 /// Reads recorded messages line by line into one reused buffer.
 #[derive(Debug)]
 pub struct RecordingReader<R> {
@@ -170,10 +194,24 @@ impl<R: BufRead> RecordingReader<R> {
     pub fn next_message(&mut self) -> Result<Option<RecordedMessage<'_>>, ReplayError> {
         loop {
             self.line.clear();
-            if self.reader.read_until(b'\n', &mut self.line)? == 0 {
+            let limit = MAX_LINE_BYTES as u64 + 1;
+            if (&mut self.reader)
+                .take(limit)
+                .read_until(b'\n', &mut self.line)?
+                == 0
+            {
                 return Ok(None);
             }
             self.line_no += 1;
+            if self.line.len() > MAX_LINE_BYTES && self.line.last() != Some(&b'\n') {
+                // Not a recording line (or a corrupt one): skip the rest of it without
+                // holding it, so a file with no newlines cannot exhaust memory.
+                skip_rest_of_line(&mut self.reader)?;
+                return Err(ReplayError::BadLine {
+                    line: self.line_no,
+                    reason: "line longer than MAX_LINE_BYTES",
+                });
+            }
             while matches!(self.line.last(), Some(b'\n' | b'\r')) {
                 self.line.pop();
             }
@@ -442,6 +480,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlong_lines_are_skipped_without_holding_them() {
+        // Well-formed but too long: without the limit it would be returned as a message.
+        let mut data = b"1723161253937085768 ".to_vec();
+        data.resize(MAX_LINE_BYTES + 10, b'x');
+        data.extend_from_slice(b"\n1723161253937085768 {\"a\":1}\n");
+        let mut reader = RecordingReader::new(
+            std::io::BufReader::new(std::io::Cursor::new(data)),
+            Some(RecordingFormat::ReceiveNanos),
+        );
+        assert!(matches!(
+            reader.next_message(),
+            Err(ReplayError::BadLine {
+                line: 1,
+                reason: "line longer than MAX_LINE_BYTES"
+            })
+        ));
+        let message = reader.next_message().unwrap().unwrap();
+        assert_eq!(message.line, 2);
+        assert_eq!(message.ts_recv, UnixNanos(1_723_161_253_937_085_768));
+        assert_eq!(&message.payload[..], b"{\"a\":1}");
+        assert!(reader.next_message().unwrap().is_none());
+    }
 
     #[test]
     fn detects_formats() {
