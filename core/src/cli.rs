@@ -300,9 +300,12 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         write_plan(&mut stderr, &plan)?;
     }
     let stop = running.stop_handle();
+    let first_interrupt = std::sync::OnceLock::new();
     ctrlc::set_handler(move || {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            // Second Ctrl-C: the operator wants out now.
+        let first = *first_interrupt.get_or_init(std::time::Instant::now);
+        // A second Ctrl-C means the operator wants out now; but a SIGINT delivered twice at
+        // once (`timeout` signals its child and its process group) is still the first.
+        if INTERRUPTED.swap(true, Ordering::SeqCst) && first.elapsed() >= Duration::from_secs(1) {
             std::process::exit(130);
         }
         stop.request_stop();
