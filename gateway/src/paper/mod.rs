@@ -1,0 +1,1 @@
+//! The embedded paper venue (skeleton).
