@@ -2,6 +2,7 @@
 //! path indexes arrays with them.
 
 use bytemuck::{Pod, Zeroable};
+use serde::{Deserialize, Serialize};
 
 macro_rules! dense_id {
     ($(#[$doc:meta])* $name:ident($inner:ty)) => {
@@ -9,7 +10,9 @@ macro_rules! dense_id {
         #[repr(transparent)]
         #[derive(
             Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Pod, Zeroable,
+            Serialize, Deserialize,
         )]
+        #[serde(transparent)]
         pub struct $name(pub $inner);
 
         impl $name {
@@ -165,5 +168,34 @@ mod tests {
         let full = ClientOrderId::new(&[b'z'; 40]).unwrap();
         assert_eq!(full.as_bytes().len(), 40);
         assert!(ClientOrderId::NONE.is_none());
+    }
+}
+
+/// Serialized as its bytes without padding (snapshots, JSON); deserializing validates.
+impl Serialize for ClientOrderId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.as_bytes())
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientOrderId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ClientOrderId;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a client order id (0..=40 printable ASCII bytes)")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<ClientOrderId, E> {
+                if bytes.is_empty() {
+                    return Ok(ClientOrderId::NONE);
+                }
+                ClientOrderId::new(bytes).map_err(E::custom)
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ClientOrderId, E> {
+                self.visit_bytes(text.as_bytes())
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
     }
 }

@@ -8,7 +8,22 @@ use bytemuck::{Pod, Zeroable};
 /// path; it takes time from event timestamps, so this type has no `now()` of its own: I/O
 /// threads stamp `ts_recv` through [`UnixNanos::from_system_time`].
 #[repr(transparent)]
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Pod, Zeroable)]
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Pod,
+    Zeroable,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct UnixNanos(pub u64);
 
 impl UnixNanos {
