@@ -209,10 +209,11 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         check: args.check,
         ..RunOptions::default()
     };
-    let engine::Started { plan, running, .. } = engine::start(&loaded, &options)?;
-    let stop = running.stop_handle();
+    let started = engine::start(&loaded, &options)?;
+    let plan = started.plan.clone();
+    let stop = started.running.stop_handle();
     ctrlc::set_handler(move || stop.request_stop()).context("cannot install the Ctrl-C handler")?;
-    let report = running.wait();
+    let report = started.wait().report;
     let counter = |component: &str, name: &str| report.counter(component, name).unwrap_or(0);
     let messages = counter("replay", "messages");
     let summary = serde_json::json!({
@@ -284,11 +285,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         cores: None,
         data_dir: Some(data_dir.clone()),
     };
-    let engine::Started {
-        plan,
-        running,
-        recovery,
-    } = engine::start(&loaded, &options)?;
+    let started = engine::start(&loaded, &options)?;
+    let plan = started.plan.clone();
+    let recovery = started.recovery.clone();
     {
         let mut stderr = std::io::stderr().lock();
         writeln!(
@@ -299,7 +298,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         )?;
         write_plan(&mut stderr, &plan)?;
     }
-    let stop = running.stop_handle();
+    let stop = started.running.stop_handle();
     let first_interrupt = std::sync::OnceLock::new();
     ctrlc::set_handler(move || {
         let first = *first_interrupt.get_or_init(std::time::Instant::now);
@@ -311,12 +310,14 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         stop.request_stop();
     })
     .context("cannot install the Ctrl-C handler")?;
-    let report = running.wait();
+    let finished = started.wait();
+    let report = finished.report;
     let summary = serde_json::json!({
         "config": loaded.origin,
         "data_dir": data_dir.display().to_string(),
         "interrupted": INTERRUPTED.load(Ordering::SeqCst),
         "recovery": recovery,
+        "snapshots": finished.snapshots,
         "report": report,
     });
     let summary_path = data_dir.join("run-summary.json");

@@ -18,7 +18,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
 pub const EMBEDDED_NAME: &str = "<embedded default>";
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[engine]`.
@@ -148,7 +148,7 @@ impl SourceConfig {
 }
 
 /// `[journal]`: the memory-mapped event journal under `<data-dir>/journal`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JournalSection {
     /// Journal every record and resume from the journal on start.
@@ -170,6 +170,33 @@ pub struct JournalSection {
     /// Pre-fault pages ahead of the writer.
     #[serde(default = "yes")]
     pub prefault: bool,
+    /// Seconds between engine snapshots (0: none while running).
+    #[serde(default = "default_snapshot_interval_s")]
+    pub snapshot_interval_s: f64,
+    /// Take a snapshot when the run stops cleanly (the next start then replays nothing).
+    #[serde(default = "yes")]
+    pub snapshot_on_stop: bool,
+    /// Snapshots kept; older ones are deleted.
+    #[serde(default = "default_snapshots_keep")]
+    pub snapshots_keep: usize,
+    /// Segments every kept snapshot covers: `keep`, `delete`, or `archive` (moved to
+    /// `archive_dir`).
+    #[serde(default = "default_retention")]
+    pub retention: String,
+    /// Where `archive` moves retired segments (relative: under the data directory).
+    #[serde(default = "default_archive_dir")]
+    pub archive_dir: PathBuf,
+}
+
+/// What happens to journal segments every kept snapshot covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep them (the journal is the audit trail).
+    Keep,
+    /// Delete them.
+    Delete,
+    /// Move them to this directory.
+    Archive(PathBuf),
 }
 
 fn yes() -> bool {
@@ -184,6 +211,18 @@ fn default_durability() -> String {
 fn default_interval_ms() -> u32 {
     10
 }
+fn default_snapshot_interval_s() -> f64 {
+    60.0
+}
+fn default_snapshots_keep() -> usize {
+    3
+}
+fn default_retention() -> String {
+    "keep".to_owned()
+}
+fn default_archive_dir() -> PathBuf {
+    PathBuf::from("archive")
+}
 
 impl Default for JournalSection {
     fn default() -> Self {
@@ -194,11 +233,28 @@ impl Default for JournalSection {
             interval_ms: default_interval_ms(),
             interval_records: 0,
             prefault: true,
+            snapshot_interval_s: default_snapshot_interval_s(),
+            snapshot_on_stop: true,
+            snapshots_keep: default_snapshots_keep(),
+            retention: default_retention(),
+            archive_dir: default_archive_dir(),
         }
     }
 }
 
 impl JournalSection {
+    /// The retention policy, with `archive_dir` resolved against `data_dir`.
+    pub fn retention(&self, data_dir: &std::path::Path) -> Result<Retention, String> {
+        match self.retention.as_str() {
+            "keep" => Ok(Retention::Keep),
+            "delete" => Ok(Retention::Delete),
+            "archive" => Ok(Retention::Archive(data_dir.join(&self.archive_dir))),
+            other => Err(format!(
+                "retention {other:?} is not \"keep\", \"delete\" or \"archive\""
+            )),
+        }
+    }
+
     /// As the journal crate's configuration.
     pub fn writer_config(&self) -> Result<aaiti_journal::JournalConfig, String> {
         let durability = match self.durability.as_str() {
@@ -424,6 +480,28 @@ pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
             "journal",
             problem,
             "use durability = \"none\", \"interval\" or \"sync\" and a segment_size_mb of 1 or more",
+        ));
+    }
+    if let Err(problem) = config.journal.retention(&config.engine.data_dir) {
+        return Err(invalid(
+            "journal.retention",
+            problem,
+            "use \"keep\", \"delete\" or \"archive\"",
+        ));
+    }
+    let interval = config.journal.snapshot_interval_s;
+    if !interval.is_finite() || interval < 0.0 || (interval > 0.0 && interval < 0.01) {
+        return Err(invalid(
+            "journal.snapshot_interval_s",
+            format!("is {interval}"),
+            "use 0 (no periodic snapshots) or a number of seconds of at least 0.01",
+        ));
+    }
+    if config.journal.snapshots_keep == 0 {
+        return Err(invalid(
+            "journal.snapshots_keep",
+            "is 0".into(),
+            "keep at least 1 snapshot (3 is the default)",
         ));
     }
     let registry = InstrumentRegistry::from_specs(&config.instruments).map_err(|source| {

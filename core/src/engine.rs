@@ -11,16 +11,21 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aaiti_feeds::replay::Pace;
-use aaiti_journal::{JournalReader, JournalWriter};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use aaiti_journal::{JournalReader, JournalWriter, PruneMode, SnapshotStore};
 use aaiti_model::{RecordHeader, StreamId};
 use serde::Serialize;
 
-use crate::config::{ConfigError, LoadedConfig, SourceConfig};
+use crate::config::{ConfigError, LoadedConfig, Retention, SourceConfig};
 use crate::live::{LiveSettings, live_source};
 use crate::replay::{ReplaySource, parse_speed};
-use crate::runtime::{Pipeline, Plan, RunReport, Running, StopHandle, plan};
+use crate::runtime::{Pipeline, Plan, RunReport, Running, SnapshotTrigger, StopHandle, plan};
+use crate::snapshots::{self, SnapshotLog, SnapshotWriter};
 use crate::stages::book::BookStage;
-use crate::stages::journal::JournalStage;
+use crate::stages::journal::{JournalStage, PruneRequest};
 use crate::synthetic::{CountingSink, SyntheticSource};
 
 /// Stream id of the book stage's own records. Sources number from 1 in configuration order.
@@ -53,6 +58,8 @@ pub struct Recovery {
     pub journal_dir: String,
     /// Records in the journal when the run started.
     pub journal_records: u64,
+    /// The snapshot the stages were restored from, if any.
+    pub snapshot: Option<SnapshotUse>,
     /// Source records passed back through the stages.
     pub replayed: u64,
     /// A torn tail recovery cut, if any (segment, offset, sequence, bytes).
@@ -61,6 +68,15 @@ pub struct Recovery {
     pub resumed: Vec<(String, u64)>,
     /// Time recovery took.
     pub elapsed_s: f64,
+}
+
+/// The snapshot a recovery started from.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SnapshotUse {
+    /// Its file.
+    pub path: String,
+    /// The journal sequence it covers; replay started after it.
+    pub covered_seq: u64,
 }
 
 /// The pipeline the configuration describes, up to the book stage (the journal stage and
@@ -134,14 +150,28 @@ pub fn build_pipeline(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Re
     )?)))
 }
 
-/// Adds the journal stage and the counter, and rebuilds state from an existing journal:
-/// source records go back through the stages (flagged replay, so nothing is journaled or
-/// sent twice) and each source resumes after its last journaled record.
+/// The journal side of a run: recovery's findings and the snapshot machinery to start.
+struct JournalSetup {
+    recovery: Recovery,
+    snapshots: Option<SnapshotSetup>,
+}
+
+struct SnapshotSetup {
+    writer: SnapshotWriter,
+    interval: Option<Duration>,
+    on_stop: bool,
+}
+
+/// Adds the journal stage and the counter, and rebuilds state from an existing journal: the
+/// newest usable snapshot restores every stage, then the source records journaled after it
+/// go back through the stages (flagged replay, so nothing is journaled or sent twice) and
+/// each source resumes after its last journaled record. Without a snapshot the whole journal
+/// is replayed.
 fn attach_journal_and_recover(
     loaded: &LoadedConfig,
     options: &RunOptions,
     mut pipeline: Pipeline,
-) -> anyhow::Result<(Pipeline, Option<Recovery>)> {
+) -> anyhow::Result<(Pipeline, Option<JournalSetup>)> {
     let section = &loaded.config.journal;
     let Some(data_dir) = options.data_dir.as_ref().filter(|_| section.enabled) else {
         return Ok((pipeline.stage(Box::new(CountingSink::new("counter"))), None));
@@ -149,44 +179,84 @@ fn attach_journal_and_recover(
     let started = Instant::now();
     let journal_dir = data_dir.join("journal");
     let writer_config = section.writer_config().map_err(anyhow::Error::msg)?;
+    let retention = section.retention(data_dir).map_err(anyhow::Error::msg)?;
     let writer = JournalWriter::open(&journal_dir, writer_config)?;
     let report = writer.recovery_report().clone();
     let torn_tail = report.torn_tail.as_ref().map(|tail| format!("{tail:?}"));
     if let Some(tail) = &torn_tail {
         tracing::warn!(tail, "recovery cut a torn tail from the journal");
     }
-    // Pass 1: where each stream's journaled records end.
     let reader = JournalReader::open(&journal_dir)?;
+    let store = SnapshotStore::open(&journal_dir)?;
+    let chosen = snapshots::load_for_recovery(&store, &reader)?;
+
+    // Where each stream's journaled records end: from the snapshot, then the tail after it.
     let mut journaled_through = vec![0_u64; usize::from(u16::MAX) + 1];
-    for frame in reader.iter() {
-        if let Some(Ok(envelope)) = frame.envelope() {
-            let last = &mut journaled_through[envelope.header.stream.index()];
-            *last = (*last).max(envelope.header.seq);
+    let mut replay_from = reader.first_seq();
+    let mut from_snapshot = None;
+    if let Some(chosen) = &chosen {
+        for &(stream, seq) in &chosen.snapshot.streams {
+            journaled_through[usize::from(stream)] = seq;
+        }
+        replay_from = chosen.snapshot.covered_seq + 1;
+        from_snapshot = Some(SnapshotUse {
+            path: chosen.path.display().to_string(),
+            covered_seq: chosen.snapshot.covered_seq,
+        });
+    }
+    if let Some(frames) = tail(&reader, replay_from)? {
+        for frame in frames {
+            if let Some(Ok(envelope)) = frame.envelope() {
+                let last = &mut journaled_through[envelope.header.stream.index()];
+                *last = (*last).max(envelope.header.seq);
+            }
         }
     }
+    let prune = (retention != Retention::Keep).then(|| {
+        PruneRequest::new(match &retention {
+            Retention::Archive(dir) => PruneMode::ArchiveTo(dir.clone()),
+            _ => PruneMode::Delete,
+        })
+    });
+    let mut journal_stage = JournalStage::new(writer, journaled_through.clone());
+    if let Some(prune) = &prune {
+        journal_stage = journal_stage.with_retention(prune.clone());
+    }
     pipeline = pipeline
-        .stage(Box::new(JournalStage::new(
-            writer,
-            journaled_through.clone(),
-        )))
+        .stage(Box::new(journal_stage))
         .stage(Box::new(CountingSink::new("counter")));
 
-    // Pass 2: source records back through the stages, in journal order.
+    if let Some(chosen) = &chosen {
+        for (stage, state) in &chosen.snapshot.sections {
+            pipeline.restore_stage(stage, state).map_err(|error| {
+                anyhow::anyhow!(
+                    "snapshot {} does not fit this configuration (stage {stage}: {error}); move \
+                     it out of {} to rebuild from the journal alone",
+                    chosen.path.display(),
+                    store.dir().display()
+                )
+            })?;
+        }
+    }
+
+    // Source records after the snapshot back through the stages, in journal order.
     let sources = loaded.config.sources.len();
     let mut replayed = 0_u64;
-    let progress = progress_bar(reader.len());
-    for frame in reader.iter() {
-        progress.inc(1);
-        let Some(Ok(mut envelope)) = frame.envelope() else {
-            continue;
-        };
-        let stream = envelope.header.stream.index();
-        if stream == 0 || stream > sources {
-            continue; // derived by the stages: they derive it again
+    let progress = progress_bar(reader.last_seq().saturating_sub(replay_from) + 1);
+    if let Some(frames) = tail(&reader, replay_from)? {
+        for frame in frames {
+            progress.inc(1);
+            let Some(Ok(mut envelope)) = frame.envelope() else {
+                continue;
+            };
+            let stream = envelope.header.stream.index();
+            if stream == 0 || stream > sources {
+                continue; // derived by the stages: they derive it again
+            }
+            envelope.header.flags |= RecordHeader::FLAG_REPLAY;
+            pipeline.recover_event(&envelope);
+            replayed += 1;
         }
-        envelope.header.flags |= RecordHeader::FLAG_REPLAY;
-        pipeline.recover_event(&envelope);
-        replayed += 1;
     }
     progress.finish_and_clear();
     let mut resumed = Vec::with_capacity(sources);
@@ -198,6 +268,7 @@ fn attach_journal_and_recover(
     let recovery = Recovery {
         journal_dir: journal_dir.display().to_string(),
         journal_records: reader.len(),
+        snapshot: from_snapshot,
         replayed,
         torn_tail,
         resumed,
@@ -206,12 +277,38 @@ fn attach_journal_and_recover(
     if recovery.journal_records > 0 {
         tracing::info!(
             records = recovery.journal_records,
+            snapshot = ?recovery.snapshot,
             replayed = recovery.replayed,
             elapsed_s = recovery.elapsed_s,
             "resumed from the journal"
         );
     }
-    Ok((pipeline, Some(recovery)))
+    let interval = (section.snapshot_interval_s > 0.0)
+        .then(|| Duration::from_secs_f64(section.snapshot_interval_s));
+    let snapshots = (interval.is_some() || section.snapshot_on_stop).then(|| SnapshotSetup {
+        writer: SnapshotWriter::new(store, section.snapshots_keep, retention, prune),
+        interval,
+        on_stop: section.snapshot_on_stop,
+    });
+    Ok((
+        pipeline,
+        Some(JournalSetup {
+            recovery,
+            snapshots,
+        }),
+    ))
+}
+
+/// The journal's frames from `from_seq` on, if there are any.
+fn tail(
+    reader: &JournalReader,
+    from_seq: u64,
+) -> anyhow::Result<Option<aaiti_journal::Frames<'_>>> {
+    Ok(if reader.is_empty() || from_seq > reader.last_seq() {
+        None
+    } else {
+        Some(reader.seek_seq(from_seq)?)
+    })
 }
 
 fn progress_bar(len: u64) -> indicatif::ProgressBar {
@@ -265,13 +362,65 @@ pub struct Started {
     pub running: Running,
     /// What recovery did (with a journal).
     pub recovery: Option<Recovery>,
+    snapshots: Option<SnapshotsRunning>,
+}
+
+struct SnapshotsRunning {
+    collector: JoinHandle<()>,
+    timer_done: Arc<AtomicBool>,
+    log: Arc<Mutex<SnapshotLog>>,
+}
+
+/// A finished run.
+pub struct Finished {
+    /// The runtime's report.
+    pub report: RunReport,
+    /// What the snapshot writer did (with a journal).
+    pub snapshots: Option<SnapshotLog>,
+}
+
+impl Started {
+    /// Waits for the pipeline to stop and for its last snapshot to be written.
+    pub fn wait(self) -> Finished {
+        let report = self.running.wait();
+        let snapshots = self.snapshots.map(|snapshots| {
+            snapshots.timer_done.store(true, Ordering::Release);
+            // Every stage has stopped, so every port is gone and the collector ends.
+            if snapshots.collector.join().is_err() {
+                tracing::error!("the snapshot writer panicked");
+            }
+            snapshots
+                .log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        });
+        Finished { report, snapshots }
+    }
 }
 
 /// Builds the pipeline, recovers from the journal, starts the threads and arranges the
-/// optional time limit.
+/// optional time limit and the periodic snapshots.
 pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Started> {
     let pipeline = build_pipeline(loaded, options)?;
-    let (pipeline, recovery) = attach_journal_and_recover(loaded, options, pipeline)?;
+    let (mut pipeline, journal) = attach_journal_and_recover(loaded, options, pipeline)?;
+    let mut recovery = None;
+    let mut snapshot_setup = None;
+    if let Some(journal) = journal {
+        recovery = Some(journal.recovery);
+        snapshot_setup = journal.snapshots;
+    }
+    let mut collector = None;
+    if let Some(setup) = snapshot_setup {
+        let log = setup.writer.log();
+        let mut writer = setup.writer;
+        let (port, handle) =
+            crate::runtime::snapshot::collector(pipeline.stage_count(), move |id, sections| {
+                writer.complete(id, sections);
+            })?;
+        pipeline = pipeline.snapshots(port, setup.on_stop);
+        collector = Some((handle, log, setup.interval));
+    }
     let plan = plan_for(loaded, &pipeline, options)?;
     let running = pipeline.start(&plan)?;
     if let Some(duration) = options.duration {
@@ -280,17 +429,37 @@ pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Star
             .name("run-timer".into())
             .spawn(move || stop_after(&stop, duration))?;
     }
+    let snapshots = match collector {
+        Some((handle, log, interval)) => {
+            let timer_done = Arc::new(AtomicBool::new(false));
+            if let Some(interval) = interval {
+                let trigger = running.snapshot_trigger();
+                let stop = running.stop_handle();
+                let done = Arc::clone(&timer_done);
+                std::thread::Builder::new()
+                    .name("snapshot-timer".into())
+                    .spawn(move || snapshot_every(&trigger, &stop, &done, interval))?;
+            }
+            Some(SnapshotsRunning {
+                collector: handle,
+                timer_done,
+                log,
+            })
+        }
+        None => None,
+    };
     Ok(Started {
         plan,
         running,
         recovery,
+        snapshots,
     })
 }
 
 fn stop_after(stop: &StopHandle, duration: Duration) {
-    let deadline = std::time::Instant::now() + duration;
+    let deadline = Instant::now() + duration;
     while !stop.stop_requested() {
-        let now = std::time::Instant::now();
+        let now = Instant::now();
         if now >= deadline {
             stop.request_stop();
             return;
@@ -299,8 +468,29 @@ fn stop_after(stop: &StopHandle, duration: Duration) {
     }
 }
 
+fn snapshot_every(
+    trigger: &SnapshotTrigger,
+    stop: &StopHandle,
+    done: &AtomicBool,
+    interval: Duration,
+) {
+    let mut next = Instant::now() + interval;
+    loop {
+        if stop.stop_requested() || done.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        if now >= next {
+            trigger.request();
+            next = now + interval;
+        }
+        std::thread::sleep((next - now).min(Duration::from_millis(100)));
+    }
+}
+
 /// Runs to completion (sources finished, time limit, or a stop requested elsewhere).
 pub fn run(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<(Plan, RunReport)> {
     let started = start(loaded, options)?;
-    Ok((started.plan, started.running.wait()))
+    let plan = started.plan.clone();
+    Ok((plan, started.wait().report))
 }

@@ -19,6 +19,7 @@ pub mod live;
 pub mod oms;
 pub mod replay;
 pub mod runtime;
+pub mod snapshots;
 pub mod stages;
 pub mod synthetic;
 pub mod sys;

@@ -204,6 +204,11 @@ impl Stage for CountingSink {
 
     #[inline]
     fn on_event(&mut self, event: &Envelope, _out: &mut Emitter<'_>) {
+        if event.header.stream == crate::runtime::RUNTIME_STREAM {
+            // The runtime's own requests (snapshots) share their numbering with the drain
+            // markers stages never see: not a stream to check.
+            return;
+        }
         self.events += 1;
         let seq = event.header.seq;
         let last = &mut self.last_seq[event.header.stream.index()];

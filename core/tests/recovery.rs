@@ -7,6 +7,8 @@
     reason = "a failed unwrap or panic is a failed test"
 )]
 
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -149,5 +151,170 @@ fn kill_9_under_load_twenty_times() {
     assert!(summary["recovery"]["journal_records"].as_u64().unwrap() >= last_records);
     let (records, _) = verify(&data.join("journal"));
     assert!(records > last_records);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The newest snapshot file's engine state.
+fn newest_snapshot(journal: &Path) -> aaiti_core::snapshots::EngineSnapshot {
+    let store = aaiti_journal::SnapshotStore::open(journal).unwrap();
+    let latest = store.load_latest().unwrap().snapshot.expect("a snapshot");
+    aaiti_core::snapshots::EngineSnapshot::decode(&latest.state).unwrap()
+}
+
+fn section<'a>(snapshot: &'a aaiti_core::snapshots::EngineSnapshot, stage: &str) -> &'a [u8] {
+    &snapshot
+        .sections
+        .iter()
+        .find(|(name, _)| name == stage)
+        .unwrap_or_else(|| panic!("no {stage} section"))
+        .1
+}
+
+/// Per stream: record count and a hash of the records' bytes in stream order.
+fn stream_digests(journal: &Path) -> BTreeMap<u16, (u64, u64)> {
+    let reader = JournalReader::open(journal).unwrap();
+    let mut hashers: BTreeMap<u16, (u64, DefaultHasher)> = BTreeMap::new();
+    for frame in reader.iter() {
+        let envelope = frame.envelope().unwrap().unwrap();
+        let entry = hashers
+            .entry(envelope.header.stream.0)
+            .or_insert_with(|| (0, DefaultHasher::new()));
+        entry.0 += 1;
+        envelope.as_bytes().hash(&mut entry.1);
+    }
+    hashers
+        .into_iter()
+        .map(|(stream, (count, hasher))| (stream, (count, hasher.finish())))
+        .collect()
+}
+
+fn run_to_end(config: &Path, data: &Path) -> serde_json::Value {
+    let mut args = run_args(config, data);
+    let speed = args.len() - 1;
+    "max".clone_into(&mut args[speed]);
+    let output = Command::new(env!("CARGO_BIN_EXE_aaiti"))
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Killed at random moments while snapshots are taken every 100 ms, restarted each time on
+/// the same directory, then run to the end of the recording: the journal and the engine's
+/// state are exactly those of one uninterrupted run.
+#[test]
+fn state_after_kills_and_snapshots_equals_one_clean_run() {
+    let dir = temp_dir("equal");
+    let text = std::fs::read_to_string(config(&dir)).unwrap().replacen(
+        "snapshot_interval_s = 60",
+        "snapshot_interval_s = 0.1",
+        1,
+    );
+    let config = dir.join("snapshots.toml");
+    std::fs::write(&config, text).unwrap();
+
+    let reference = dir.join("reference");
+    let summary = run_to_end(&config, &reference);
+    assert_eq!(summary["report"]["failed"], false);
+
+    let data = dir.join("crashed");
+    let mut random = 0x2545_F491_4F6C_DD1D_u64;
+    for _ in 0..6 {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aaiti"))
+            .args(run_args(&config, &data))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300 + random % 500));
+        assert!(
+            Command::new("kill")
+                .args(["-9", &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let _ = child.wait();
+    }
+    let summary = run_to_end(&config, &data);
+    assert_eq!(summary["report"]["failed"], false);
+    assert!(
+        summary["recovery"]["snapshot"].is_object(),
+        "the last start recovered from a snapshot: {}",
+        summary["recovery"]
+    );
+    assert!(
+        summary["recovery"]["replayed"].as_u64().unwrap()
+            < summary["recovery"]["journal_records"].as_u64().unwrap(),
+        "only the tail after the snapshot is replayed"
+    );
+
+    verify(&data.join("journal"));
+    assert_eq!(
+        stream_digests(&data.join("journal")),
+        stream_digests(&reference.join("journal")),
+        "every stream holds the same records as in the uninterrupted run"
+    );
+    let crashed = newest_snapshot(&data.join("journal"));
+    let clean = newest_snapshot(&reference.join("journal"));
+    assert_eq!(crashed.covered_seq, clean.covered_seq);
+    assert_eq!(crashed.streams, clean.streams);
+    assert!(
+        section(&crashed, "book") == section(&clean, "book"),
+        "the books (levels, validity, sequence numbers, counters) are identical"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `retention = "delete"`, segments every kept snapshot covers are deleted, at most
+/// `snapshots_keep` snapshots remain, and a restart resumes from the newest snapshot.
+#[test]
+fn retention_deletes_covered_segments_and_restart_uses_the_snapshot() {
+    let dir = temp_dir("retention");
+    let text = std::fs::read_to_string(config(&dir))
+        .unwrap()
+        .replacen("snapshot_interval_s = 60", "snapshot_interval_s = 0.05", 1)
+        .replacen("retention = \"keep\"", "retention = \"delete\"", 1)
+        .replacen("snapshots_keep = 3", "snapshots_keep = 2", 1);
+    let config = dir.join("retention.toml");
+    std::fs::write(&config, text).unwrap();
+    let data = dir.join("data");
+    // Recorded pace x50 for 1.5 s: about 30 snapshots, over 1 MiB segments.
+    let output = Command::new(env!("CARGO_BIN_EXE_aaiti"))
+        .args(run_args(&config, &data))
+        .args(["--duration", "1.5", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let journal = data.join("journal");
+    let store = aaiti_journal::SnapshotStore::open(&journal).unwrap();
+    let kept = store.list().unwrap();
+    assert!(
+        !kept.is_empty() && kept.len() <= 2,
+        "kept snapshots: {kept:?}"
+    );
+    let reader = JournalReader::open(&journal).unwrap();
+    assert!(
+        reader.first_seq() > 1,
+        "covered segments were deleted (journal starts at {})",
+        reader.first_seq()
+    );
+    assert!(
+        reader.first_seq() <= kept[0].0 + 1,
+        "nothing uncovered was deleted"
+    );
+    drop(reader);
+    let summary = run_to_end(&config, &data);
+    assert_eq!(summary["report"]["failed"], false);
+    assert!(summary["recovery"]["snapshot"].is_object());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,12 +19,13 @@
 mod pipeline;
 mod placement;
 mod ring;
+pub mod snapshot;
 mod stage;
 mod wait;
 
 pub use pipeline::{
     ComponentReport, Pipeline, RUNTIME_STREAM, RingSettings, RunReport, Running, RuntimeError,
-    StopHandle, ThreadReport,
+    SnapshotTrigger, StopHandle, ThreadReport,
 };
 pub use placement::{
     PipelineShape, PlacementConfig, PlacementError, PlacementMode, Plan, ThreadConfig, ThreadPlan,

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::placement::{PipelineShape, Plan, ThreadPlan};
 use super::ring::{self, Polled, RingConsumer, RingShared, RingStats};
+use super::snapshot::SnapshotPort;
 use super::stage::{Emitter, Sink, Source, SourceStatus, Stage};
 use super::wait::WaitStrategy;
 use crate::sys;
@@ -56,6 +57,26 @@ struct Flags {
     aborted: Arc<AtomicBool>,
     /// Sequence of the runtime's own records on [`RUNTIME_STREAM`].
     runtime_seq: AtomicU64,
+    /// A snapshot request id waiting for a source thread to emit it (0: none).
+    snapshot_requested: AtomicU64,
+    /// Last snapshot request id handed out.
+    snapshot_ids: AtomicU64,
+    /// Source threads emit a last snapshot request when they stop.
+    snapshot_on_stop: bool,
+}
+
+/// Asks a running pipeline for a snapshot of every stage (see [`super::snapshot`]).
+#[derive(Clone)]
+pub struct SnapshotTrigger(Arc<Flags>);
+
+impl SnapshotTrigger {
+    /// Requests a snapshot; a source thread emits the request at its next poll. Returns the
+    /// request id. A request not yet emitted is replaced (ids are not reused).
+    pub fn request(&self) -> u64 {
+        let id = self.0.snapshot_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        self.0.snapshot_requested.store(id, Ordering::Release);
+        id
+    }
 }
 
 /// Requests a drain-and-stop of a running pipeline; cheap to clone, usable from a signal
@@ -81,6 +102,8 @@ pub struct Pipeline {
     sources: Vec<Box<dyn Source>>,
     stages: Vec<Box<dyn Stage>>,
     settings: RingSettings,
+    snapshots: Option<SnapshotPort>,
+    snapshot_on_stop: bool,
 }
 
 impl Pipeline {
@@ -90,6 +113,34 @@ impl Pipeline {
             sources: Vec::new(),
             stages: Vec::new(),
             settings,
+            snapshots: None,
+            snapshot_on_stop: false,
+        }
+    }
+
+    /// Stages hand their state to `port` when a snapshot request passes; with `on_stop`,
+    /// every source thread requests a last snapshot when it stops (sources finished or a
+    /// stop requested), so a clean restart replays nothing.
+    pub fn snapshots(mut self, port: SnapshotPort, on_stop: bool) -> Self {
+        self.snapshots = Some(port);
+        self.snapshot_on_stop = on_stop;
+        self
+    }
+
+    /// Number of stages (a snapshot has one section per stage).
+    pub fn stage_count(&self) -> usize {
+        self.stages.len()
+    }
+
+    /// Restores stage `name` from its snapshot section, before the pipeline starts.
+    ///
+    /// # Errors
+    ///
+    /// No stage has that name, or the stage refused the state (the message says why).
+    pub fn restore_stage(&mut self, name: &str, state: &[u8]) -> Result<(), String> {
+        match self.stages.iter_mut().find(|stage| stage.name() == name) {
+            Some(stage) => stage.restore(state),
+            None => Err(format!("the pipeline has no stage named {name:?}")),
         }
     }
 
@@ -140,6 +191,9 @@ impl Pipeline {
             stop_requested: AtomicBool::new(false),
             aborted: Arc::new(AtomicBool::new(false)),
             runtime_seq: AtomicU64::new(0),
+            snapshot_requested: AtomicU64::new(0),
+            snapshot_ids: AtomicU64::new(0),
+            snapshot_on_stop: self.snapshot_on_stop && self.snapshots.is_some(),
         });
 
         // One ring in front of every thread that does not run sources.
@@ -204,6 +258,7 @@ impl Pipeline {
                     .filter_map(|s| stages[s].take())
                     .collect(),
                 sink: output.map_or(Sink::End, Sink::Ring),
+                snapshots: self.snapshots.clone(),
                 flags: Arc::clone(&flags),
                 batch_limit: self.settings.batch_limit.max(1),
                 wait: thread.wait,
@@ -321,6 +376,12 @@ impl Running {
         self.handles.iter().all(|(_, handle)| handle.is_finished())
     }
 
+    /// A handle to request snapshots (only useful when the pipeline was given a port with
+    /// [`Pipeline::snapshots`]).
+    pub fn snapshot_trigger(&self) -> SnapshotTrigger {
+        SnapshotTrigger(Arc::clone(&self.flags))
+    }
+
     /// Live ring statistics.
     pub fn ring_stats(&self) -> Vec<RingStats> {
         self.rings.iter().map(|r| r.stats()).collect()
@@ -431,6 +492,7 @@ struct Worker {
     input: Input,
     stages: Vec<Box<dyn Stage>>,
     sink: Sink,
+    snapshots: Option<SnapshotPort>,
     flags: Arc<Flags>,
     batch_limit: u64,
     wait: WaitStrategy,
@@ -488,11 +550,22 @@ impl Worker {
                         break;
                     }
                     let mut busy = false;
+                    if self.flags.snapshot_requested.load(Ordering::Relaxed) != 0 {
+                        let id = self.flags.snapshot_requested.swap(0, Ordering::AcqRel);
+                        if id != 0 {
+                            self.emit_snapshot_request(id);
+                            busy = true;
+                        }
+                    }
                     for (source, done) in sources.iter_mut().zip(finished.iter_mut()) {
                         if *done {
                             continue;
                         }
-                        match source.poll(&mut Emitter::new(&mut self.stages, &mut self.sink)) {
+                        match source.poll(&mut Emitter::with_snapshots(
+                            &mut self.stages,
+                            &mut self.sink,
+                            self.snapshots.as_ref(),
+                        )) {
                             SourceStatus::Busy => busy = true,
                             SourceStatus::Idle => {}
                             SourceStatus::Finished => *done = true,
@@ -508,6 +581,10 @@ impl Worker {
                         self.idle(None, idle_rounds);
                     }
                 }
+                if self.flags.snapshot_on_stop && !self.flags.aborted.load(Ordering::Acquire) {
+                    let id = self.flags.snapshot_ids.fetch_add(1, Ordering::Relaxed) + 1;
+                    self.emit_snapshot_request(id);
+                }
                 true
             }
             Input::Ring {
@@ -519,11 +596,12 @@ impl Worker {
                 loop {
                     let stages = &mut self.stages;
                     let sink = &mut self.sink;
+                    let snapshots = self.snapshots.as_ref();
                     let polled = consumer.poll(self.batch_limit, |event| {
                         if is_drain_marker(event) {
                             markers += 1;
                         } else {
-                            Emitter::new(stages, sink).emit(event);
+                            Emitter::with_snapshots(stages, sink, snapshots).emit(event);
                         }
                     });
                     match polled {
@@ -568,10 +646,26 @@ impl Worker {
         }
     }
 
+    /// Emits snapshot request `id` into the pipeline (source threads only).
+    fn emit_snapshot_request(&mut self, id: u64) {
+        let seq = self.flags.runtime_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = crate::clock::now();
+        let request = Envelope::new(
+            RecordHeader::new(RUNTIME_STREAM, seq, now, now),
+            &Control::new(ControlAction::Snapshot, Control::ALL_ACCOUNTS, id),
+        );
+        Emitter::with_snapshots(&mut self.stages, &mut self.sink, self.snapshots.as_ref())
+            .emit(&request);
+    }
+
     fn batch_end(&mut self) {
         for index in 0..self.stages.len() {
             let (head, rest) = self.stages[index..].split_at_mut(1);
-            head[0].on_batch_end(&mut Emitter::new(rest, &mut self.sink));
+            head[0].on_batch_end(&mut Emitter::with_snapshots(
+                rest,
+                &mut self.sink,
+                self.snapshots.as_ref(),
+            ));
         }
     }
 
@@ -579,7 +673,11 @@ impl Worker {
     fn shutdown(&mut self) {
         for index in 0..self.stages.len() {
             let (head, rest) = self.stages[index..].split_at_mut(1);
-            head[0].on_shutdown(&mut Emitter::new(rest, &mut self.sink));
+            head[0].on_shutdown(&mut Emitter::with_snapshots(
+                rest,
+                &mut self.sink,
+                self.snapshots.as_ref(),
+            ));
         }
         let seq = self.flags.runtime_seq.fetch_add(1, Ordering::Relaxed) + 1;
         let now = crate::clock::now();

@@ -1,8 +1,9 @@
 //! The stage and source traits and the [`Emitter`] through which they pass events on.
 
-use aaiti_model::{Envelope, Record, RecordHeader};
+use aaiti_model::{Control, ControlAction, Envelope, Record, RecordHeader, RecordKind};
 
 use super::ring::RingPublisher;
+use super::snapshot::{SnapshotPort, SnapshotSection};
 
 /// A step of the pipeline. It gets every event of its input in order, on one thread, and may
 /// emit any number of events to the next stage.
@@ -31,6 +32,20 @@ pub trait Stage: Send {
     /// Counters for the run summary (cold path).
     fn report(&self) -> Vec<(String, u64)> {
         Vec::new()
+    }
+
+    /// Serializes the stage's state for an engine snapshot. Called on the stage's thread when
+    /// a snapshot request reaches it, before the request itself, so the state reflects
+    /// exactly the events ahead of the request (cold path: it may allocate). `None`: the
+    /// stage keeps no state worth saving.
+    fn snapshot(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Restores what [`Stage::snapshot`] saved, before the pipeline starts. An error leaves
+    /// the stage as it was and makes recovery fall back or fail with the message.
+    fn restore(&mut self, _state: &[u8]) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -71,11 +86,30 @@ pub trait Source: Send {
 pub struct Emitter<'a> {
     rest: &'a mut [Box<dyn Stage>],
     sink: &'a mut Sink,
+    snapshots: Option<&'a SnapshotPort>,
 }
 
 impl<'a> Emitter<'a> {
     pub(crate) fn new(rest: &'a mut [Box<dyn Stage>], sink: &'a mut Sink) -> Self {
-        Self { rest, sink }
+        Self {
+            rest,
+            sink,
+            snapshots: None,
+        }
+    }
+
+    /// An emitter whose stages hand their state to `snapshots` when a snapshot request
+    /// passes.
+    pub(crate) fn with_snapshots(
+        rest: &'a mut [Box<dyn Stage>],
+        sink: &'a mut Sink,
+        snapshots: Option<&'a SnapshotPort>,
+    ) -> Self {
+        Self {
+            rest,
+            sink,
+            snapshots,
+        }
     }
 
     /// Passes `event` on. Blocks (spinning, counted as a ring stall) while the output ring
@@ -83,13 +117,21 @@ impl<'a> Emitter<'a> {
     #[inline]
     pub fn emit(&mut self, event: &Envelope) {
         match self.rest.split_first_mut() {
-            Some((next, rest)) => next.on_event(
-                event,
-                &mut Emitter {
-                    rest,
-                    sink: self.sink,
-                },
-            ),
+            Some((next, rest)) => {
+                if event.header.kind == RecordKind::Control.code()
+                    && let Some(port) = self.snapshots
+                {
+                    capture(next.as_mut(), event, port);
+                }
+                next.on_event(
+                    event,
+                    &mut Emitter {
+                        rest,
+                        sink: self.sink,
+                        snapshots: self.snapshots,
+                    },
+                );
+            }
             None => self.sink.publish(event),
         }
     }
@@ -103,6 +145,21 @@ impl<'a> Emitter<'a> {
         } else {
             self.emit(&Envelope::new(header, record));
         }
+    }
+}
+
+/// If `event` is a snapshot request, hands `stage`'s state to the collector (cold path).
+#[cold]
+fn capture(stage: &mut dyn Stage, event: &Envelope, port: &SnapshotPort) {
+    let Some(control) = event.payload::<Control>() else {
+        return;
+    };
+    if control.action == ControlAction::Snapshot.code() {
+        port.submit(SnapshotSection {
+            id: control.arg,
+            stage: stage.name().to_owned(),
+            state: stage.snapshot(),
+        });
     }
 }
 

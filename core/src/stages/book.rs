@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use aaiti_book::L2Book;
 use aaiti_model::{
     BookCheck, BookDelta, ChecksumMethod, Envelope, FeedEvent, FeedEventKind, InstrumentId,
-    InstrumentRegistry, RecordHeader, RecordKind, Side, StreamId, TopOfBook, VenueId,
+    InstrumentRegistry, Price, Qty, RecordHeader, RecordKind, Side, StreamId, TopOfBook, VenueId,
 };
 
 use crate::runtime::{Emitter, Stage};
@@ -27,7 +27,7 @@ enum BboReference {
 }
 
 /// Counters of the book stage (the `--report json` fields come from here).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BookStats {
     /// Deltas applied.
     pub deltas: u64,
@@ -64,6 +64,26 @@ struct InstrumentBook {
     /// until a newer one is reached.
     reached_ticker: Option<TopOfBook>,
     last_top: TopOfBook,
+}
+
+/// One book in a snapshot of the stage.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedBook {
+    bids: Vec<(Price, Qty)>,
+    asks: Vec<(Price, Qty)>,
+    venue_seq: u64,
+    valid: bool,
+    /// The last emitted top of book, as its record bytes.
+    last_top: Vec<u8>,
+}
+
+/// The stage's snapshot section. Venue tickers waiting for `--check` alignment are not
+/// saved: checking resumes with the next ticker.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedBookStage {
+    seq: u64,
+    stats: BookStats,
+    books: Vec<Option<SavedBook>>,
 }
 
 /// Most venue tickers kept waiting for the book update that covers them.
@@ -406,6 +426,66 @@ impl Stage for BookStage {
             _ => {}
         }
         out.emit(event);
+    }
+
+    fn snapshot(&mut self) -> Option<Vec<u8>> {
+        let saved = SavedBookStage {
+            seq: self.seq,
+            stats: self.stats,
+            books: self
+                .books
+                .iter()
+                .map(|state| {
+                    state.as_ref().map(|state| SavedBook {
+                        bids: state.book.levels(Side::Buy).collect(),
+                        asks: state.book.levels(Side::Sell).collect(),
+                        venue_seq: state.book.venue_seq(),
+                        valid: state.valid,
+                        last_top: bytemuck::bytes_of(&state.last_top).to_vec(),
+                    })
+                })
+                .collect(),
+        };
+        postcard::to_stdvec(&saved).ok()
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        let saved: SavedBookStage =
+            postcard::from_bytes(state).map_err(|error| format!("book state: {error}"))?;
+        if saved.books.len() != self.books.len() {
+            return Err(format!(
+                "the snapshot has {} instruments, the configuration {}",
+                saved.books.len(),
+                self.books.len()
+            ));
+        }
+        // Validate everything before changing anything.
+        let mut rebuilt = Vec::with_capacity(saved.books.len());
+        for (saved, current) in saved.books.iter().zip(&self.books) {
+            let (Some(saved), Some(current)) = (saved, current) else {
+                rebuilt.push(None);
+                continue;
+            };
+            let mut book = L2Book::new(current.book.tick_size()).map_err(|e| e.to_string())?;
+            book.replace_snapshot(saved.bids.iter().copied(), saved.asks.iter().copied())
+                .map_err(|error| format!("book state: {error}"))?;
+            book.set_venue_seq(saved.venue_seq);
+            let last_top = bytemuck::try_pod_read_unaligned::<TopOfBook>(&saved.last_top)
+                .map_err(|error| format!("book state: top of book: {error:?}"))?;
+            rebuilt.push(Some((book, saved.valid, last_top)));
+        }
+        for (state, rebuilt) in self.books.iter_mut().zip(rebuilt) {
+            if let (Some(state), Some((book, valid, last_top))) = (state.as_mut(), rebuilt) {
+                state.book = book;
+                state.valid = valid;
+                state.last_top = last_top;
+                state.tickers.clear();
+                state.reached_ticker = None;
+            }
+        }
+        self.seq = saved.seq;
+        self.stats = saved.stats;
+        Ok(())
     }
 
     fn report(&self) -> Vec<(String, u64)> {
