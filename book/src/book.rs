@@ -299,6 +299,15 @@ impl L2Book {
         self.sides[0].len() == 0 && self.sides[1].len() == 0
     }
 
+    /// Displayed quantity at `price` on `side` (zero if there is no level, or the price is
+    /// not a valid price of this book). O(1) near the touch.
+    pub fn qty_at(&self, side: Side, price: Price) -> Qty {
+        match self.tick.index(price) {
+            Ok(t) => Qty(self.sides[side_index(side)].qty_at(t * side_key_sign(side))),
+            Err(_) => Qty(0),
+        }
+    }
+
     /// True if the best bid is at or above the best ask (crossed or locked). Venues can
     /// publish such states transiently; the book stores what it is told.
     pub fn is_crossed(&self) -> bool {

@@ -251,6 +251,16 @@ impl SideBook {
 
     /// The best level: `(key, qty)`.
     #[inline]
+    /// Quantity at `key` (0 if no level): O(1) inside the window, O(log n) beyond it.
+    #[inline]
+    pub(crate) fn qty_at(&self, key: i64) -> i64 {
+        if self.window_len > 0 && self.in_window(key) {
+            self.qty[self.slot(key)]
+        } else {
+            self.overflow.get(&key).copied().unwrap_or(0)
+        }
+    }
+
     pub(crate) fn best(&self) -> Option<(i64, i64)> {
         if self.best == EMPTY {
             None

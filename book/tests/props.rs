@@ -118,6 +118,19 @@ fn check(book: &L2Book, reference: &Reference) -> Result<(), TestCaseError> {
         });
         prop_assert!(sorted, "{side} levels out of order");
         prop_assert_eq!(book.best(side), levels.first().copied());
+        for &(price, qty) in &levels {
+            prop_assert_eq!(book.qty_at(side, price), qty);
+            // Neighbouring prices hold what the reference says (usually nothing).
+            let tick = book.tick_size().0;
+            for probe in [Price(price.0 - tick), Price(price.0 + tick)] {
+                let want = levels
+                    .iter()
+                    .find(|(p, _)| *p == probe)
+                    .map_or(Qty(0), |(_, q)| *q);
+                prop_assert_eq!(book.qty_at(side, probe), want);
+            }
+        }
+        prop_assert_eq!(book.qty_at(side, Price(-5)), Qty(0));
     }
     Ok(())
 }
