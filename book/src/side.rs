@@ -249,8 +249,6 @@ impl SideBook {
         self.bits.prefault(cap);
     }
 
-    /// The best level: `(key, qty)`.
-    #[inline]
     /// Quantity at `key` (0 if no level): O(1) inside the window, O(log n) beyond it.
     #[inline]
     pub(crate) fn qty_at(&self, key: i64) -> i64 {
@@ -261,6 +259,8 @@ impl SideBook {
         }
     }
 
+    /// The best level: `(key, qty)`.
+    #[inline]
     pub(crate) fn best(&self) -> Option<(i64, i64)> {
         if self.best == EMPTY {
             None

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod live;
+pub mod market;
 pub mod oms;
 pub mod replay;
 pub mod runtime;
