@@ -22,5 +22,6 @@ pub mod replay;
 pub mod runtime;
 pub mod snapshots;
 pub mod stages;
+pub mod strategy;
 pub mod synthetic;
 pub mod sys;

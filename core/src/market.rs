@@ -8,8 +8,8 @@
 use aaiti_book::L2Book;
 use aaiti_gateway::paper::DepthView;
 use aaiti_model::{
-    BookDelta, FeedEvent, FeedEventKind, InstrumentId, InstrumentRegistry, Price, Qty, Side,
-    Trade, UnixNanos,
+    BookDelta, FeedEvent, FeedEventKind, InstrumentId, InstrumentRegistry, Price, Qty, Side, Trade,
+    UnixNanos,
 };
 use serde::{Deserialize, Serialize};
 

@@ -145,32 +145,6 @@ impl std::fmt::Display for ClientOrderId {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_order_id_validates() {
-        let id = ClientOrderId::new(b"ORD-1700000000-42").unwrap();
-        assert_eq!(id.as_str(), "ORD-1700000000-42");
-        assert_eq!(ClientOrderId::new(b""), Err(ClientOrderIdError::Empty));
-        assert_eq!(
-            ClientOrderId::new(&[b'a'; 41]),
-            Err(ClientOrderIdError::TooLong { len: 41 })
-        );
-        assert_eq!(
-            ClientOrderId::new(b"a b"),
-            Err(ClientOrderIdError::InvalidByte {
-                byte: b' ',
-                position: 1
-            })
-        );
-        let full = ClientOrderId::new(&[b'z'; 40]).unwrap();
-        assert_eq!(full.as_bytes().len(), 40);
-        assert!(ClientOrderId::NONE.is_none());
-    }
-}
-
 /// Serialized as its bytes without padding (snapshots, JSON); deserializing validates.
 impl Serialize for ClientOrderId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -197,5 +171,31 @@ impl<'de> Deserialize<'de> for ClientOrderId {
             }
         }
         deserializer.deserialize_bytes(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_order_id_validates() {
+        let id = ClientOrderId::new(b"ORD-1700000000-42").unwrap();
+        assert_eq!(id.as_str(), "ORD-1700000000-42");
+        assert_eq!(ClientOrderId::new(b""), Err(ClientOrderIdError::Empty));
+        assert_eq!(
+            ClientOrderId::new(&[b'a'; 41]),
+            Err(ClientOrderIdError::TooLong { len: 41 })
+        );
+        assert_eq!(
+            ClientOrderId::new(b"a b"),
+            Err(ClientOrderIdError::InvalidByte {
+                byte: b' ',
+                position: 1
+            })
+        );
+        let full = ClientOrderId::new(&[b'z'; 40]).unwrap();
+        assert_eq!(full.as_bytes().len(), 40);
+        assert!(ClientOrderId::NONE.is_none());
     }
 }
