@@ -39,6 +39,104 @@ pub struct Config {
     /// `[[instruments]]`.
     #[serde(default)]
     pub instruments: Vec<InstrumentSpec>,
+    /// `[trading]`.
+    #[serde(default)]
+    pub trading: TradingSection,
+    /// `[oms]`: the order manager.
+    #[serde(default)]
+    pub oms: crate::oms::OmsConfig,
+    /// `[paper]`: the paper venue.
+    #[serde(default)]
+    pub paper: aaiti_gateway::paper::PaperConfig,
+    /// `[risk]`: limits, rates, trading state.
+    #[serde(default)]
+    pub risk: aaiti_risk::RiskConfig,
+    /// `[monitor]`: the real-time risk monitor (VaR).
+    #[serde(default)]
+    pub monitor: aaiti_risk::monitor::MonitorConfig,
+    /// `[[accounts]]`: trading accounts, ids 0, 1, ... in this order.
+    #[serde(default)]
+    pub accounts: Vec<aaiti_risk::config::AccountConfig>,
+    /// `[[strategies]]`.
+    #[serde(default)]
+    pub strategies: Vec<StrategyConfig>,
+}
+
+/// `[trading]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradingSection {
+    /// Run the trading stage (needs at least one account).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// What marks positions: `mid` or `last`.
+    #[serde(default)]
+    pub mark: crate::stages::trading::MarkSource,
+}
+
+impl Default for TradingSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            mark: crate::stages::trading::MarkSource::Mid,
+        }
+    }
+}
+
+/// One `[[strategies]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum StrategyConfig {
+    /// The deterministic order-flow driver ([`crate::strategy::flow`]).
+    Flow {
+        /// Name (client order id prefix).
+        name: String,
+        /// Account name (from `[[accounts]]`).
+        account: String,
+        /// Venue of the instrument.
+        venue: String,
+        /// Symbol.
+        symbol: String,
+        /// Order quantity, in base units (`"0.001"`).
+        qty: String,
+        /// One action every this many valid book updates.
+        #[serde(default = "default_every_updates")]
+        every_updates: u32,
+        /// Every n-th action crosses the spread.
+        #[serde(default = "default_cross_every")]
+        cross_every: u32,
+        /// Every n-th action replaces the oldest working order (0: never).
+        #[serde(default = "default_replace_every")]
+        replace_every: u32,
+        /// Passive orders sit this many ticks behind the touch.
+        #[serde(default = "default_offset_ticks")]
+        offset_ticks: i64,
+        /// Most working orders.
+        #[serde(default = "default_max_open")]
+        max_open: usize,
+        /// Position, in lots, beyond which it trades only toward flat.
+        #[serde(default = "default_max_position")]
+        max_position: i64,
+    },
+}
+
+fn default_every_updates() -> u32 {
+    20
+}
+fn default_cross_every() -> u32 {
+    3
+}
+fn default_replace_every() -> u32 {
+    7
+}
+fn default_offset_ticks() -> i64 {
+    2
+}
+fn default_max_open() -> usize {
+    4
+}
+fn default_max_position() -> i64 {
+    5
 }
 
 /// `[engine]`.

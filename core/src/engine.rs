@@ -19,17 +19,22 @@ use aaiti_journal::{JournalReader, JournalWriter, PruneMode, SnapshotStore};
 use aaiti_model::{RecordHeader, StreamId};
 use serde::Serialize;
 
-use crate::config::{ConfigError, LoadedConfig, Retention, SourceConfig};
+use crate::config::{ConfigError, LoadedConfig, Retention, SourceConfig, StrategyConfig};
 use crate::live::{LiveSettings, live_source};
 use crate::replay::{ReplaySource, parse_speed};
 use crate::runtime::{Pipeline, Plan, RunReport, Running, SnapshotTrigger, StopHandle, plan};
 use crate::snapshots::{self, SnapshotLog, SnapshotWriter};
 use crate::stages::book::BookStage;
 use crate::stages::journal::{JournalStage, PruneRequest};
+use crate::stages::trading::{TradingSetup, TradingStage};
+use crate::strategy::Strategy;
+use crate::strategy::flow::{FlowParams, FlowStrategy};
 use crate::synthetic::{CountingSink, SyntheticSource};
 
 /// Stream id of the book stage's own records. Sources number from 1 in configuration order.
 pub const BOOK_STREAM: StreamId = StreamId(1000);
+/// Stream id of the trading stage's own records (strategy orders, order and risk events).
+pub const TRADING_STREAM: StreamId = StreamId(1001);
 
 /// Run-time overrides from the command line.
 #[derive(Debug, Clone, Default)]
@@ -143,11 +148,89 @@ pub fn build_pipeline(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Re
         };
     }
     let check = options.check || config.book.check;
-    Ok(pipeline.stage(Box::new(BookStage::new(
+    pipeline = pipeline.stage(Box::new(BookStage::new(
         &loaded.registry,
         check,
         BOOK_STREAM,
-    )?)))
+    )?));
+    if config.trading.enabled && !config.accounts.is_empty() {
+        pipeline = pipeline.stage(Box::new(trading_stage(loaded)?));
+    }
+    Ok(pipeline)
+}
+
+/// The trading stage the configuration describes.
+///
+/// # Errors
+///
+/// Risk limits, order manager, monitor, paper venue or strategy settings that do not fit the
+/// instruments and accounts (the message names the key).
+pub fn trading_stage(loaded: &LoadedConfig) -> anyhow::Result<TradingStage> {
+    let config = &loaded.config;
+    let registry = &loaded.registry;
+    let risk = aaiti_risk::compile(&config.risk, &config.accounts, registry)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", loaded.origin))?;
+    let mut strategies: Vec<Box<dyn Strategy>> = Vec::new();
+    for (index, strategy) in config.strategies.iter().enumerate() {
+        let key = format!("strategies[{index}]");
+        match strategy {
+            StrategyConfig::Flow {
+                name,
+                account,
+                venue,
+                symbol,
+                qty,
+                every_updates,
+                cross_every,
+                replace_every,
+                offset_ticks,
+                max_open,
+                max_position,
+            } => {
+                let account_id = config
+                    .accounts
+                    .iter()
+                    .position(|a| &a.name == account)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{key}.account: no account named {account:?}")
+                    })?;
+                let instrument = registry
+                    .venue_id(venue)
+                    .and_then(|v| registry.find(v, symbol))
+                    .and_then(|id| registry.get(id))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{key}: no instrument {venue}:{symbol} in [[instruments]]")
+                    })?;
+                let qty = aaiti_model::Qty::parse_str(qty, instrument.qty_scale)
+                    .map_err(|error| anyhow::anyhow!("{key}.qty {qty:?}: {error}"))?;
+                strategies.push(Box::new(FlowStrategy::new(FlowParams {
+                    name: name.clone(),
+                    account: aaiti_model::AccountId(u32::try_from(account_id)?),
+                    instrument: instrument.id,
+                    tick: instrument.tick_size,
+                    qty,
+                    every_updates: *every_updates,
+                    cross_every: *cross_every,
+                    replace_every: *replace_every,
+                    offset_ticks: *offset_ticks,
+                    max_open: *max_open,
+                    max_position: *max_position,
+                })));
+            }
+        }
+    }
+    let setup = TradingSetup {
+        registry: registry.clone(),
+        accounts: u32::try_from(config.accounts.len())?,
+        oms: config.oms.clone(),
+        risk,
+        monitor: config.monitor.clone(),
+        paper: config.paper.clone(),
+        mark: config.trading.mark,
+        strategies,
+        stream: TRADING_STREAM,
+    };
+    TradingStage::new(setup).map_err(|error| anyhow::anyhow!("{}: {error}", loaded.origin))
 }
 
 /// The journal side of a run: recovery's findings and the snapshot machinery to start.

@@ -1,0 +1,953 @@
+//! The trading stage: strategies, the order manager, pre-trade risk, the risk monitor and the
+//! paper venue, on one thread, driven by the market data and commands that reach it.
+//!
+//! For every input it first passes the input on (so the journal holds the cause before its
+//! effects), then advances engine time (the input's `ts_event`; never the wall clock): the
+//! paper venue releases requests whose latency has passed, the order manager expires Day and
+//! GTD orders, the monitor closes its sampling interval and evaluates VaR. Then:
+//!
+//! * book deltas update the stage's books and the paper venue's queue estimates; a complete
+//!   update marks positions (mid or last trade, `[trading] mark`), feeds stop triggers and
+//!   the strategies;
+//! * trades fill resting paper orders they print through, mark, trigger stops;
+//! * an [`OrderCommand`] (from the desk, a test driver or a strategy) is validated by the
+//!   order manager, checked by pre-trade risk, and routed to the venue, or rejected with
+//!   its precise reason ([`OrderEvent`] `Rejected`, and a [`RiskEvent`] for a risk reject);
+//! * venue reports move orders through their state machine; fills update positions,
+//!   balances and P&L; risk breaches (drawdown, margin, VaR) become [`RiskEvent`]s and their
+//!   action (reduce-only, halt and cancel all, flatten);
+//! * `Control` records halt, resume, or engage the kill switch (per account or global).
+//!
+//! Everything it derives goes out on its own stream (strategy commands, order events, risk
+//! events) with the cause's timestamps and replay flag, so a replay of the journal rebuilds
+//! exactly the same orders, positions and sequence numbers, and the journal stage skips what
+//! it already holds. The whole state is one snapshot section.
+
+use aaiti_gateway::paper::{PaperConfig, PaperOrder, PaperVenue, VenueEvent, VenueEventKind};
+use aaiti_model::{
+    AccountId, BookDelta, Control, ControlAction, Envelope, FeedEvent, FeedEventKind, InstrumentId,
+    InstrumentRegistry, OrderAction, OrderCommand, OrderEvent, OrderEventKind, OrderFlags, OrderId,
+    OrderType, Price, Qty, Record, RecordHeader, RecordKind, RejectReason, RiskEvent, StreamId,
+    TimeInForce, Trade, UnixNanos,
+};
+use aaiti_risk::monitor::{MonitorConfig, RiskMonitor};
+use aaiti_risk::{
+    Breach, BreachAction, FlattenOrder, NewOrder, RiskEngine, RiskSetup, Scope, TradingState,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::market::Market;
+use crate::oms::{
+    CommandOutcome, Fill, Liquidity, OmsConfig, OrderManager, Pending, TriggerSource,
+};
+use crate::runtime::{Emitter, Stage};
+use crate::strategy::{Intents, Strategy, client_order_id};
+
+/// Which price marks positions (and feeds the VaR sampler).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkSource {
+    /// Mid of the best bid and offer.
+    #[default]
+    Mid,
+    /// Last trade price.
+    Last,
+}
+
+/// Everything the trading stage is built from.
+pub struct TradingSetup {
+    /// Instruments.
+    pub registry: InstrumentRegistry,
+    /// Number of accounts.
+    pub accounts: u32,
+    /// Order manager configuration.
+    pub oms: OmsConfig,
+    /// Compiled risk limits and balances.
+    pub risk: RiskSetup,
+    /// Risk monitor configuration.
+    pub monitor: MonitorConfig,
+    /// Paper venue configuration.
+    pub paper: PaperConfig,
+    /// Mark source.
+    pub mark: MarkSource,
+    /// Hosted strategies.
+    pub strategies: Vec<Box<dyn Strategy>>,
+    /// Stream of the stage's own records.
+    pub stream: StreamId,
+}
+
+/// Counters of the trading stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TradingStats {
+    /// Order commands processed (desk, drivers, strategies, liquidations).
+    pub commands: u64,
+    /// New orders accepted and routed (or armed, for stops).
+    pub orders_accepted: u64,
+    /// New orders rejected by the order manager's validation.
+    pub rejected_invalid: u64,
+    /// New orders rejected by pre-trade risk.
+    pub rejected_risk: u64,
+    /// Orders the venue rejected.
+    pub rejected_venue: u64,
+    /// Fills.
+    pub fills: u64,
+    /// Order events emitted.
+    pub order_events: u64,
+    /// Risk events emitted.
+    pub risk_events: u64,
+    /// Venue reports the order manager refused (illegal transitions).
+    pub illegal_transitions: u64,
+    /// Risk engine calls that failed (unknown ids; counted, never fatal).
+    pub risk_errors: u64,
+    /// VaR evaluations.
+    pub var_evaluations: u64,
+    /// Strategy intents dropped (more than a callback may emit).
+    pub intents_dropped: u64,
+}
+
+/// The stage's snapshot section.
+#[derive(Serialize, Deserialize)]
+struct SavedTrading {
+    seq: u64,
+    clock: UnixNanos,
+    liquidation_ids: u64,
+    stats: TradingStats,
+    market: Vec<u8>,
+    oms: Vec<u8>,
+    risk: RiskEngine,
+    monitor: RiskMonitor,
+    paper: PaperVenue,
+    strategies: Vec<(String, Vec<u8>)>,
+}
+
+/// See the module docs.
+pub struct TradingStage {
+    market: Market,
+    oms: OrderManager,
+    risk: RiskEngine,
+    monitor: RiskMonitor,
+    paper: PaperVenue,
+    strategies: Vec<Box<dyn Strategy>>,
+    mark: MarkSource,
+    stream: StreamId,
+    seq: u64,
+    clock: UnixNanos,
+    accounts: u32,
+    liquidation_ids: u64,
+    stats: TradingStats,
+    // Scratch, reused (no allocation in steady state).
+    order_events: Vec<OrderEvent>,
+    venue_events: Vec<VenueEvent>,
+    breaches: Vec<Breach>,
+    flatten: Vec<FlattenOrder>,
+    intents: Intents,
+    commands: Vec<(OrderCommand, bool)>,
+    notionals: Vec<f64>,
+    /// The input being handled: derived records take its timestamps and replay flag.
+    cause: RecordHeader,
+    /// A replace risk refused, answered with a cancel reject instead of being sent.
+    refused_replace: Option<(OrderId, RejectReason)>,
+}
+
+/// Most rounds of the internal event loop per input (a guard against a feedback loop
+/// between strategies and the venue; each round handles everything queued).
+const MAX_ROUNDS: usize = 64;
+
+impl TradingStage {
+    /// Builds the stage.
+    ///
+    /// # Errors
+    ///
+    /// A configuration the order manager, risk engine, monitor or venue refuses.
+    pub fn new(setup: TradingSetup) -> Result<Self, String> {
+        let instruments = setup.registry.len();
+        let mut oms = OrderManager::new(setup.oms, &setup.registry)
+            .map_err(|error| format!("[oms]: {error}"))?;
+        oms.set_accounts(setup.accounts);
+        let risk = RiskEngine::new(setup.risk).map_err(|error| format!("[risk]: {error}"))?;
+        let monitor = RiskMonitor::new(&setup.monitor, instruments)
+            .map_err(|error| format!("[monitor]: {error}"))?;
+        let paper = PaperVenue::with_registry(setup.paper, &setup.registry)
+            .map_err(|error| format!("[paper]: {error}"))?;
+        let market = Market::new(&setup.registry)?;
+        Ok(Self {
+            market,
+            oms,
+            risk,
+            monitor,
+            paper,
+            strategies: setup.strategies,
+            mark: setup.mark,
+            stream: setup.stream,
+            seq: 0,
+            clock: UnixNanos(0),
+            accounts: setup.accounts,
+            liquidation_ids: 0,
+            stats: TradingStats::default(),
+            order_events: Vec::with_capacity(256),
+            venue_events: Vec::with_capacity(256),
+            breaches: Vec::with_capacity(16),
+            flatten: Vec::with_capacity(16),
+            intents: Intents::new(),
+            commands: Vec::with_capacity(64),
+            notionals: vec![0.0; instruments],
+            cause: RecordHeader::default(),
+            refused_replace: None,
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TradingStats {
+        self.stats
+    }
+
+    /// The order manager (read-only).
+    pub fn orders(&self) -> &OrderManager {
+        &self.oms
+    }
+
+    /// The risk engine (read-only).
+    pub fn risk(&self) -> &RiskEngine {
+        &self.risk
+    }
+
+    fn header(&mut self) -> RecordHeader {
+        self.seq += 1;
+        let mut header = RecordHeader::new(
+            self.stream,
+            self.seq,
+            self.cause.ts_event,
+            self.cause.ts_recv,
+        );
+        header.flags = self.cause.flags & RecordHeader::FLAG_REPLAY;
+        header
+    }
+
+    fn emit<R: Record>(&mut self, record: &R, out: &mut Emitter<'_>) {
+        let header = self.header();
+        out.emit_record(header, record);
+    }
+
+    fn emit_risk(&mut self, event: &RiskEvent, out: &mut Emitter<'_>) {
+        self.stats.risk_events += 1;
+        self.emit(event, out);
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Time
+    // ------------------------------------------------------------------------------------
+
+    fn advance(&mut self, now: UnixNanos, out: &mut Emitter<'_>) {
+        if now <= self.clock {
+            return;
+        }
+        self.clock = now;
+        self.paper.on_time(now, self.market.books());
+        let events = &mut self.order_events;
+        self.oms.on_time(now, &mut |event| events.push(event));
+        if self.monitor.on_clock(now) {
+            self.evaluate_var(now, out);
+        }
+    }
+
+    fn evaluate_var(&mut self, now: UnixNanos, out: &mut Emitter<'_>) {
+        for account in 0..self.accounts {
+            let account = AccountId(account);
+            let risk = &self.risk;
+            let limits = risk.limits();
+            let mut any = false;
+            for (index, notional) in self.notionals.iter_mut().enumerate() {
+                *notional = 0.0;
+                let instrument = InstrumentId(index as u32);
+                let (Ok(view), Some(params)) = (
+                    risk.position(account, instrument),
+                    limits.instruments.get(index),
+                ) else {
+                    continue;
+                };
+                if view.position.qty == 0 || view.mark <= 0 {
+                    continue;
+                }
+                let raw = i128::from(view.position.qty) * i128::from(view.mark);
+                *notional = params.to_value.apply(raw) as f64 / 1e8;
+                any = true;
+            }
+            if !any {
+                continue;
+            }
+            self.stats.var_evaluations += 1;
+            let report = self.monitor.evaluate(account, &self.notionals, now);
+            if let Some(event) = report.risk_event() {
+                self.emit_risk(&event, out);
+            }
+            if let Some(breach) = report.breach {
+                use aaiti_risk::monitor::BreachAction as VarAction;
+                let state = match breach.action {
+                    VarAction::Alert => None,
+                    VarAction::ReduceOnly => Some(TradingState::ReduceOnly),
+                    VarAction::Halt => Some(TradingState::Halted),
+                };
+                if let Some(state) = state
+                    && self.risk.account(account).map(|a| a.trading_state) != Ok(state)
+                {
+                    self.set_state(Scope::Account(account), state, out);
+                }
+            }
+        }
+        let correlations = self.monitor.correlation().clone();
+        self.risk.set_correlations(correlations);
+    }
+
+    fn set_state(&mut self, scope: Scope, state: TradingState, out: &mut Emitter<'_>) {
+        match self.risk.set_trading_state(scope, state) {
+            Ok(event) => self.emit_risk(&event, out),
+            Err(_) => self.stats.risk_errors += 1,
+        }
+        if state == TradingState::Halted {
+            let account = match scope {
+                Scope::Global => None,
+                Scope::Account(account) => Some(account),
+            };
+            let now = self.clock;
+            let events = &mut self.order_events;
+            self.oms
+                .cancel_all(account, now, &mut |event| events.push(event));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Market data
+    // ------------------------------------------------------------------------------------
+
+    fn on_delta(&mut self, delta: &BookDelta, now: UnixNanos) {
+        if !self.market.on_delta(delta, now) {
+            return;
+        }
+        self.paper
+            .on_book_delta_record(delta, now, self.market.books());
+        if delta.flags & BookDelta::FLAG_LAST == 0 {
+            return;
+        }
+        let instrument = delta.instrument;
+        let Some(state) = self.market.get(instrument) else {
+            return;
+        };
+        if !state.valid() {
+            return;
+        }
+        if let Some(mid) = state.mid() {
+            let events = &mut self.order_events;
+            self.oms
+                .on_trigger_price(instrument, TriggerSource::Mid, mid, now, &mut |e| {
+                    events.push(e);
+                });
+            if self.mark == MarkSource::Mid {
+                self.mark_to(instrument, mid, now);
+            }
+        }
+        for strategy in &mut self.strategies {
+            strategy.on_book(&self.market, instrument, now, &mut self.intents);
+        }
+    }
+
+    fn on_trade(&mut self, trade: &Trade, now: UnixNanos) {
+        self.market.on_trade(trade, now);
+        self.paper.on_trade_record(trade, now, self.market.books());
+        if trade.price.0 <= 0 {
+            return;
+        }
+        let events = &mut self.order_events;
+        self.oms.on_trigger_price(
+            trade.instrument,
+            TriggerSource::LastTrade,
+            trade.price,
+            now,
+            &mut |e| {
+                events.push(e);
+            },
+        );
+        if self.mark == MarkSource::Last {
+            self.mark_to(trade.instrument, trade.price, now);
+        }
+        for strategy in &mut self.strategies {
+            strategy.on_trade(&self.market, trade, now, &mut self.intents);
+        }
+    }
+
+    fn mark_to(&mut self, instrument: InstrumentId, price: Price, now: UnixNanos) {
+        if self
+            .risk
+            .on_mark(instrument, price, now, &mut self.breaches)
+            .is_err()
+        {
+            self.stats.risk_errors += 1;
+        }
+        self.monitor.on_price_fixed(instrument, price, now);
+    }
+
+    fn on_feed_event(&mut self, event: &FeedEvent, now: UnixNanos) {
+        self.market.on_feed_event(event);
+        if FeedEventKind::try_from(event.kind) == Ok(FeedEventKind::BookValid) {
+            self.paper
+                .on_book_valid(event.instrument, now, self.market.books());
+        }
+    }
+
+    fn on_control(&mut self, control: &Control, out: &mut Emitter<'_>) {
+        let scope = if control.account == Control::ALL_ACCOUNTS {
+            Scope::Global
+        } else {
+            Scope::Account(control.account)
+        };
+        match control.action() {
+            Some(ControlAction::Halt) => self.set_state(scope, TradingState::Halted, out),
+            Some(ControlAction::Resume) => {
+                if let Scope::Account(account) = scope {
+                    let _ = self.risk.reset_high_water_mark(account);
+                }
+                if matches!(scope, Scope::Global) {
+                    let _ = self.risk.release_kill_switch(scope);
+                }
+                self.set_state(scope, TradingState::Active, out);
+            }
+            Some(ControlAction::KillSwitch) => {
+                // `arg` 1: also flatten the positions.
+                match self.risk.engage_kill_switch(scope, control.arg == 1) {
+                    Ok(intent) => {
+                        self.emit_risk(&intent.event, out);
+                        let now = self.clock;
+                        let events = &mut self.order_events;
+                        for (account, _) in &intent.cancel {
+                            self.oms
+                                .cancel_all(Some(*account), now, &mut |e| events.push(e));
+                        }
+                        for order in &intent.flatten {
+                            let command = self.liquidation_command(order);
+                            self.commands.push((command, true));
+                        }
+                    }
+                    Err(_) => self.stats.risk_errors += 1,
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn liquidation_command(&mut self, order: &FlattenOrder) -> OrderCommand {
+        self.liquidation_ids += 1;
+        OrderCommand {
+            action: OrderAction::New.code(),
+            side: order.side.code(),
+            order_type: OrderType::Market.code(),
+            time_in_force: TimeInForce::Ioc.code(),
+            flags: OrderFlags::REDUCE_ONLY.0,
+            account: order.account,
+            instrument: order.instrument,
+            qty: order.qty,
+            client_order_id: client_order_id("liquidation", self.liquidation_ids),
+            ..OrderCommand::default()
+        }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Orders
+    // ------------------------------------------------------------------------------------
+
+    fn reference_price(&self, instrument: InstrumentId) -> Price {
+        let Some(state) = self.market.get(instrument) else {
+            return Price(0);
+        };
+        let preferred = match self.mark {
+            MarkSource::Mid => state.mid().or(state.last_trade()),
+            MarkSource::Last => state.last_trade().or(state.mid()),
+        };
+        preferred.unwrap_or(Price(0))
+    }
+
+    fn on_command(&mut self, command: &OrderCommand, liquidation: bool, out: &mut Emitter<'_>) {
+        self.stats.commands += 1;
+        let now = self.clock;
+        if command.action() != Some(OrderAction::New) {
+            let events = &mut self.order_events;
+            let outcome = self.oms.on_command(command, now, &mut |e| events.push(e));
+            if let CommandOutcome::SendReplace(id) = outcome {
+                self.check_replace(id, out);
+            }
+            return;
+        }
+        let view = match self.oms.validate_new(command, now) {
+            Ok(view) => view,
+            Err(reason) => {
+                self.stats.rejected_invalid += 1;
+                let events = &mut self.order_events;
+                self.oms
+                    .reject_new(command, reason, &mut |e| events.push(e));
+                return;
+            }
+        };
+        let reference = self.reference_price(command.instrument);
+        let mut price = command.price;
+        if view.order_type == OrderType::Market || view.order_type == OrderType::Stop {
+            // Market orders are checked at the reference price (their protection price).
+            price = reference;
+        }
+        let order_id = self.oms.next_order_id();
+        let request = NewOrder {
+            account: command.account,
+            instrument: command.instrument,
+            order_id,
+            side: view.side,
+            order_type: view.order_type,
+            price,
+            qty: command.qty,
+            flags: view.flags,
+            reference_price: reference,
+            liquidation,
+        };
+        if let Err(reject) = self.risk.check_new_order(&request, now) {
+            self.stats.rejected_risk += 1;
+            let event = reject.event(command.account, command.instrument, order_id);
+            self.emit_risk(&event, out);
+            let events = &mut self.order_events;
+            self.oms
+                .reject_new(command, reject.reason, &mut |e| events.push(e));
+            return;
+        }
+        let events = &mut self.order_events;
+        match self.oms.accept_new(&view, now, &mut |e| events.push(e)) {
+            CommandOutcome::Route(id) => {
+                self.stats.orders_accepted += 1;
+                self.route(id);
+            }
+            CommandOutcome::Held(_) => self.stats.orders_accepted += 1,
+            _ => {}
+        }
+    }
+
+    /// A replace that adds quantity or moves the price is checked like a new order for its
+    /// remaining quantity; a refused one is canceled-rejected by the venue path (the order
+    /// manager gets the cancel reject, the order is unchanged).
+    fn check_replace(&mut self, id: OrderId, out: &mut Emitter<'_>) {
+        let Some(order) = self.oms.order(id) else {
+            return;
+        };
+        let Pending::Replace(request) = order.pending else {
+            return;
+        };
+        let check = NewOrder {
+            account: order.account,
+            instrument: order.instrument,
+            order_id: id,
+            side: order.side,
+            order_type: order.venue_type(),
+            price: request.price,
+            qty: Qty(request.qty.0 - order.cum_qty.0),
+            flags: order.flags,
+            reference_price: self.reference_price(order.instrument),
+            liquidation: false,
+        };
+        if let Err(reject) = self.risk.would_accept(&check, self.clock) {
+            self.stats.rejected_risk += 1;
+            let event = reject.event(order.account, order.instrument, id);
+            self.emit_risk(&event, out);
+            // Mark the request so `route_pending` answers it with a cancel reject.
+            self.refused_replace = Some((id, reject.reason));
+        }
+    }
+
+    /// Sends order `id` to its venue and reserves its risk.
+    fn route(&mut self, id: OrderId) {
+        let Some(order) = self.oms.order(id) else {
+            return;
+        };
+        let leaves = order.leaves_qty();
+        let venue_order = PaperOrder {
+            order_id: id,
+            account: order.account,
+            instrument: order.instrument,
+            side: order.side,
+            order_type: order.venue_type(),
+            price: order.price,
+            qty: leaves,
+            tif: order.time_in_force,
+            post_only: order.flags.contains(OrderFlags::POST_ONLY),
+            expire_at: order.expire_at,
+        };
+        let reserve_price = if venue_order.order_type == OrderType::Market {
+            self.reference_price(order.instrument)
+        } else {
+            order.price
+        };
+        if self
+            .risk
+            .on_order_accepted(
+                order.account,
+                order.instrument,
+                id,
+                order.side,
+                reserve_price,
+                leaves,
+            )
+            .is_err()
+        {
+            self.stats.risk_errors += 1;
+        }
+        self.paper
+            .submit(venue_order, self.clock, self.market.books());
+    }
+
+    /// Emits the queued order events and acts on them: triggered stops go to the venue,
+    /// pending cancels and replaces are sent, strategies hear about their orders.
+    fn flush_order_events(&mut self, out: &mut Emitter<'_>) {
+        let mut index = 0;
+        while index < self.order_events.len() {
+            let event = self.order_events[index];
+            index += 1;
+            self.stats.order_events += 1;
+            self.emit(&event, out);
+            match OrderEventKind::try_from(event.kind) {
+                Ok(OrderEventKind::Triggered) => self.route(event.order_id),
+                Ok(OrderEventKind::PendingCancel) => {
+                    self.paper
+                        .cancel(event.order_id, self.clock, self.market.books());
+                }
+                Ok(OrderEventKind::PendingReplace) => self.send_replace(event.order_id),
+                Ok(OrderEventKind::Rejected) if event.order_id.0 != 0 => {
+                    // A routed order the venue refused: already counted at the venue event.
+                }
+                _ => {}
+            }
+            for strategy in &mut self.strategies {
+                if strategy.account() == event.account {
+                    strategy.on_order_event(&self.market, &event, self.clock, &mut self.intents);
+                }
+            }
+        }
+        self.order_events.clear();
+    }
+
+    fn send_replace(&mut self, id: OrderId) {
+        if let Some((refused, reason)) = self.refused_replace
+            && refused == id
+        {
+            self.refused_replace = None;
+            let now = self.clock;
+            let events = &mut self.order_events;
+            if self
+                .oms
+                .on_cancel_rejected(id, reason, now, &mut |e| events.push(e))
+                .is_err()
+            {
+                self.stats.illegal_transitions += 1;
+            }
+            return;
+        }
+        let Some(order) = self.oms.order(id) else {
+            return;
+        };
+        if let Pending::Replace(request) = order.pending {
+            self.paper.replace(
+                id,
+                request.price,
+                request.qty,
+                self.clock,
+                self.market.books(),
+            );
+        }
+    }
+
+    fn on_venue_event(&mut self, event: &VenueEvent) {
+        let now = self.clock;
+        let id = event.order_id;
+        let Some((account, instrument, side)) = self
+            .oms
+            .order(id)
+            .map(|order| (order.account, order.instrument, order.side))
+        else {
+            self.stats.illegal_transitions += 1;
+            return;
+        };
+        let events = &mut self.order_events;
+        let mut push = |e| events.push(e);
+        let result = match event.kind {
+            VenueEventKind::Accepted => self.oms.on_venue_ack(id, now, &mut push),
+            VenueEventKind::Rejected { reason } => {
+                self.stats.rejected_venue += 1;
+                let result = self.oms.on_venue_rejected(id, reason, now, &mut push);
+                let _ = self.risk.on_order_done(account, id);
+                result
+            }
+            VenueEventKind::Fill {
+                exec_id,
+                price,
+                qty,
+                liquidity,
+                fee,
+                ..
+            } => {
+                let fill = Fill {
+                    exec_id,
+                    price,
+                    qty,
+                    liquidity: match liquidity {
+                        aaiti_gateway::paper::Liquidity::Maker => Liquidity::Maker,
+                        aaiti_gateway::paper::Liquidity::Taker => Liquidity::Taker,
+                    },
+                    fee,
+                };
+                let result = self.oms.on_venue_fill(id, &fill, now, &mut push);
+                if result.is_ok() {
+                    self.stats.fills += 1;
+                    let risk_fill = aaiti_risk::Fill {
+                        account,
+                        instrument,
+                        order_id: id,
+                        side,
+                        price,
+                        qty,
+                        fee,
+                        ts: now,
+                    };
+                    if self.risk.on_fill(&risk_fill, &mut self.breaches).is_err() {
+                        self.stats.risk_errors += 1;
+                    }
+                }
+                result
+            }
+            VenueEventKind::Canceled { .. } => {
+                let result = self.oms.on_venue_canceled(id, now, &mut push);
+                let _ = self.risk.on_order_done(account, id);
+                result
+            }
+            VenueEventKind::Expired { .. } => {
+                let result = self.oms.on_venue_expired(id, now, &mut push);
+                let _ = self.risk.on_order_done(account, id);
+                result
+            }
+            VenueEventKind::Replaced { price, leaves, .. } => {
+                let result = self.oms.on_venue_replaced(id, now, &mut push);
+                let _ = self.risk.on_order_done(account, id);
+                if leaves.0 > 0 {
+                    let _ = self
+                        .risk
+                        .on_order_accepted(account, instrument, id, side, price, leaves);
+                }
+                result
+            }
+            VenueEventKind::CancelRejected { reason } => {
+                self.oms.on_cancel_rejected(id, reason, now, &mut push)
+            }
+        };
+        if result.is_err() {
+            self.stats.illegal_transitions += 1;
+            tracing::warn!(order = id.0, ?event.kind, "venue report refused by the order manager");
+        }
+    }
+
+    fn on_breaches(&mut self, out: &mut Emitter<'_>) {
+        while let Some(breach) = self.breaches.pop() {
+            self.emit_risk(&breach.event, out);
+            let account = breach.event.account;
+            match breach.action {
+                BreachAction::Alert | BreachAction::ReduceOnly => {}
+                BreachAction::Halt => {
+                    let now = self.clock;
+                    let events = &mut self.order_events;
+                    self.oms
+                        .cancel_all(Some(account), now, &mut |e| events.push(e));
+                }
+                BreachAction::Flatten { instrument } => {
+                    let now = self.clock;
+                    let events = &mut self.order_events;
+                    self.oms
+                        .cancel_all(Some(account), now, &mut |e| events.push(e));
+                    self.flatten.clear();
+                    if self
+                        .risk
+                        .flatten_orders(account, instrument, &mut self.flatten)
+                        .is_ok()
+                    {
+                        for index in 0..self.flatten.len() {
+                            let order = self.flatten[index];
+                            let command = self.liquidation_command(&order);
+                            self.commands.push((command, true));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the internal loop until nothing is queued.
+    fn settle(&mut self, out: &mut Emitter<'_>) {
+        for _ in 0..MAX_ROUNDS {
+            let mut busy = false;
+            if !self.intents.is_empty() {
+                busy = true;
+                for command in self.intents.drain() {
+                    self.commands.push((command, false));
+                }
+            }
+            if !self.commands.is_empty() {
+                busy = true;
+                let commands = std::mem::take(&mut self.commands);
+                for (command, liquidation) in &commands {
+                    // Strategy and liquidation orders are journaled as commands too.
+                    self.emit(command, out);
+                    self.on_command(command, *liquidation, out);
+                }
+                let mut commands = commands;
+                commands.clear();
+                if self.commands.is_empty() {
+                    self.commands = commands;
+                }
+            }
+            self.venue_events.clear();
+            let venue_events = &mut self.venue_events;
+            self.paper.drain(|event| venue_events.push(event));
+            if !self.venue_events.is_empty() {
+                busy = true;
+                let events = std::mem::take(&mut self.venue_events);
+                for event in &events {
+                    self.on_venue_event(event);
+                }
+                self.venue_events = events;
+                self.venue_events.clear();
+            }
+            if !self.breaches.is_empty() {
+                busy = true;
+                self.on_breaches(out);
+            }
+            if !self.order_events.is_empty() {
+                busy = true;
+                self.flush_order_events(out);
+            }
+            if !busy {
+                break;
+            }
+        }
+        self.stats.intents_dropped = self.intents.dropped();
+    }
+}
+
+impl Stage for TradingStage {
+    fn name(&self) -> &str {
+        "trading"
+    }
+
+    fn on_event(&mut self, event: &Envelope, out: &mut Emitter<'_>) {
+        out.emit(event);
+        if event.header.stream == crate::runtime::RUNTIME_STREAM {
+            return;
+        }
+        self.cause = event.header;
+        let now = event.header.ts_event;
+        self.advance(now, out);
+        let now = self.clock;
+        match RecordKind::try_from(event.header.kind) {
+            Ok(RecordKind::BookDelta) => {
+                if let Some(delta) = event.payload::<BookDelta>() {
+                    self.on_delta(&{ *delta }, now);
+                }
+            }
+            Ok(RecordKind::Trade) => {
+                if let Some(trade) = event.payload::<Trade>() {
+                    self.on_trade(&{ *trade }, now);
+                }
+            }
+            Ok(RecordKind::FeedEvent) => {
+                if let Some(feed_event) = event.payload::<FeedEvent>() {
+                    self.on_feed_event(&{ *feed_event }, now);
+                }
+            }
+            Ok(RecordKind::OrderCommand) => {
+                if let Some(command) = event.payload::<OrderCommand>() {
+                    self.on_command(&{ *command }, false, out);
+                }
+            }
+            Ok(RecordKind::Control) => {
+                if let Some(control) = event.payload::<Control>() {
+                    self.on_control(&{ *control }, out);
+                }
+            }
+            _ => {}
+        }
+        self.settle(out);
+    }
+
+    fn snapshot(&mut self) -> Option<Vec<u8>> {
+        let saved = SavedTrading {
+            seq: self.seq,
+            clock: self.clock,
+            liquidation_ids: self.liquidation_ids,
+            stats: self.stats,
+            market: self.market.snapshot(),
+            oms: self.oms.snapshot().ok()?,
+            risk: self.risk.clone(),
+            monitor: self.monitor.clone(),
+            paper: self.paper.clone(),
+            strategies: self
+                .strategies
+                .iter()
+                .map(|s| (s.name().to_owned(), s.snapshot()))
+                .collect(),
+        };
+        postcard::to_stdvec(&saved).ok()
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        let saved: SavedTrading =
+            postcard::from_bytes(state).map_err(|error| format!("trading state: {error}"))?;
+        let oms = OrderManager::restore(&saved.oms).map_err(|error| error.to_string())?;
+        if saved.strategies.len() != self.strategies.len()
+            || saved
+                .strategies
+                .iter()
+                .zip(&self.strategies)
+                .any(|((name, _), strategy)| name != strategy.name())
+        {
+            return Err("the configured strategies differ from the snapshot's".to_owned());
+        }
+        self.market.restore(&saved.market)?;
+        for ((_, bytes), strategy) in saved.strategies.iter().zip(&mut self.strategies) {
+            strategy.restore(bytes)?;
+        }
+        self.oms = oms;
+        self.risk = saved.risk;
+        self.monitor = saved.monitor;
+        self.paper = saved.paper;
+        self.seq = saved.seq;
+        self.clock = saved.clock;
+        self.liquidation_ids = saved.liquidation_ids;
+        self.stats = saved.stats;
+        Ok(())
+    }
+
+    fn report(&self) -> Vec<(String, u64)> {
+        let s = self.stats;
+        let mut counters: Vec<(String, u64)> = [
+            ("commands", s.commands),
+            ("orders_accepted", s.orders_accepted),
+            ("rejected_invalid", s.rejected_invalid),
+            ("rejected_risk", s.rejected_risk),
+            ("rejected_venue", s.rejected_venue),
+            ("fills", s.fills),
+            ("order_events", s.order_events),
+            ("risk_events", s.risk_events),
+            ("illegal_transitions", s.illegal_transitions),
+            ("risk_errors", s.risk_errors),
+            ("var_evaluations", s.var_evaluations),
+            ("intents_dropped", s.intents_dropped),
+            ("open_orders", self.oms.live_count() as u64),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for strategy in &self.strategies {
+            for (name, value) in strategy.report() {
+                counters.push((format!("{}.{name}", strategy.name()), value));
+            }
+        }
+        counters
+    }
+}
