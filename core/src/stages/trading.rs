@@ -830,6 +830,54 @@ impl TradingStage {
     }
 }
 
+/// What a trading snapshot section holds, for audits and tools.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TradingView {
+    /// Non-zero positions: account, instrument, signed quantity mantissa.
+    pub positions: Vec<(u32, u32, i64)>,
+    /// Working orders: id, cumulative and leaves quantity mantissas.
+    pub open_orders: Vec<(u64, i64, i64)>,
+    /// Counters.
+    pub stats: TradingStats,
+}
+
+impl TradingView {
+    /// Decodes a trading stage's snapshot section.
+    ///
+    /// # Errors
+    ///
+    /// Not a trading section of this build.
+    pub fn from_section(bytes: &[u8]) -> Result<Self, String> {
+        let saved: SavedTrading =
+            postcard::from_bytes(bytes).map_err(|error| format!("trading state: {error}"))?;
+        let oms = OrderManager::restore(&saved.oms).map_err(|error| error.to_string())?;
+        let mut view = Self {
+            stats: saved.stats,
+            ..Self::default()
+        };
+        let accounts = saved.risk.limits().accounts.len();
+        let instruments = saved.risk.limits().instruments.len();
+        for account in 0..accounts {
+            for instrument in 0..instruments {
+                if let Ok(position) = saved
+                    .risk
+                    .position(AccountId(account as u32), InstrumentId(instrument as u32))
+                    && position.position.qty != 0
+                {
+                    view.positions
+                        .push((account as u32, instrument as u32, position.position.qty));
+                }
+            }
+            for order in oms.open_orders(AccountId(account as u32)) {
+                view.open_orders
+                    .push((order.id.0, order.cum_qty.0, order.leaves_qty().0));
+            }
+        }
+        view.open_orders.sort_unstable();
+        Ok(view)
+    }
+}
+
 impl Stage for TradingStage {
     fn name(&self) -> &str {
         "trading"
