@@ -199,8 +199,8 @@ fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
 
 #[test]
 fn placement_command_plans_for_any_core_count() {
-    for (cores, threads) in [(1, "1 threads"), (2, "2 threads"), (16, "4 threads")] {
-        // Default pipeline: one replay source, then the book and counter stages.
+    for (cores, threads) in [(1, "1 threads"), (2, "2 threads"), (16, "5 threads")] {
+        // Default pipeline: one replay source, then book, trading, journal and counter.
         let output = aaiti()
             .args(["placement", "--cores", &cores.to_string()])
             .output()
