@@ -161,7 +161,9 @@ fn kill_9_under_load_twenty_times() {
     assert_eq!(summary["report"]["failed"], false);
     assert!(summary["recovery"]["journal_records"].as_u64().unwrap() >= last_records);
     let (records, _) = verify(&data.join("journal"));
-    assert!(records > last_records);
+    // A long run (AAITI_KILLS=200) may have replayed the whole recording before this run;
+    // then there is nothing left to journal.
+    assert!(records >= last_records);
     check_orders_and_positions(&data.join("journal"), &acknowledged);
     let _ = std::fs::remove_dir_all(&dir);
 }
