@@ -159,6 +159,9 @@ pub fn build_pipeline(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Re
     Ok(pipeline)
 }
 
+/// Most working orders a `flow` strategy may keep (its order list is pre-sized).
+const MAX_FLOW_OPEN: usize = 1024;
+
 /// The trading stage the configuration describes.
 ///
 /// # Errors
@@ -201,6 +204,9 @@ pub fn trading_stage(loaded: &LoadedConfig) -> anyhow::Result<TradingStage> {
                     .ok_or_else(|| {
                         anyhow::anyhow!("{key}: no instrument {venue}:{symbol} in [[instruments]]")
                     })?;
+                if !(1..=MAX_FLOW_OPEN).contains(max_open) {
+                    anyhow::bail!("{key}.max_open is {max_open}; use 1 to {MAX_FLOW_OPEN}");
+                }
                 let qty = aaiti_model::Qty::parse_str(qty, instrument.qty_scale)
                     .map_err(|error| anyhow::anyhow!("{key}.qty {qty:?}: {error}"))?;
                 strategies.push(Box::new(FlowStrategy::new(FlowParams {

@@ -78,12 +78,39 @@ pub struct Market {
     instruments: Vec<InstrumentMarket>,
 }
 
-/// What a [`Market`] snapshot holds per instrument.
+/// An L2 book in a snapshot: its levels, best first, and the last venue sequence applied.
+/// Shared by the book and trading stages' snapshot sections.
 #[derive(Serialize, Deserialize)]
-struct SavedInstrument {
+pub(crate) struct SavedLevels {
     bids: Vec<(Price, Qty)>,
     asks: Vec<(Price, Qty)>,
     venue_seq: u64,
+}
+
+impl SavedLevels {
+    /// The levels of `book`.
+    pub(crate) fn of(book: &L2Book) -> Self {
+        Self {
+            bids: book.levels(Side::Buy).collect(),
+            asks: book.levels(Side::Sell).collect(),
+            venue_seq: book.venue_seq(),
+        }
+    }
+
+    /// A new book with `tick` holding these levels.
+    pub(crate) fn rebuild(&self, tick: Price) -> Result<L2Book, String> {
+        let mut book = L2Book::new(tick).map_err(|error| error.to_string())?;
+        book.replace_snapshot(self.bids.iter().copied(), self.asks.iter().copied())
+            .map_err(|error| format!("book state: {error}"))?;
+        book.set_venue_seq(self.venue_seq);
+        Ok(book)
+    }
+}
+
+/// What a [`Market`] snapshot holds per instrument.
+#[derive(Serialize, Deserialize)]
+struct SavedInstrument {
+    levels: SavedLevels,
     valid: bool,
     last_trade: Option<Price>,
     last_update: UnixNanos,
@@ -173,20 +200,22 @@ impl Market {
     }
 
     /// Serializes every book (cold path).
-    pub fn snapshot(&self) -> Vec<u8> {
+    ///
+    /// # Errors
+    ///
+    /// The encoder failed.
+    pub fn snapshot(&self) -> Result<Vec<u8>, String> {
         let saved: Vec<SavedInstrument> = self
             .instruments
             .iter()
             .map(|market| SavedInstrument {
-                bids: market.book.levels(Side::Buy).collect(),
-                asks: market.book.levels(Side::Sell).collect(),
-                venue_seq: market.book.venue_seq(),
+                levels: SavedLevels::of(&market.book),
                 valid: market.valid,
                 last_trade: market.last_trade,
                 last_update: market.last_update,
             })
             .collect();
-        postcard::to_stdvec(&saved).unwrap_or_default()
+        postcard::to_stdvec(&saved).map_err(|error| error.to_string())
     }
 
     /// Restores [`Market::snapshot`]'s bytes; nothing changes on error.
@@ -206,11 +235,7 @@ impl Market {
         }
         let mut books = Vec::with_capacity(saved.len());
         for (saved, market) in saved.iter().zip(&self.instruments) {
-            let mut book = L2Book::new(market.book.tick_size()).map_err(|e| e.to_string())?;
-            book.replace_snapshot(saved.bids.iter().copied(), saved.asks.iter().copied())
-                .map_err(|error| format!("market state: {error}"))?;
-            book.set_venue_seq(saved.venue_seq);
-            books.push(book);
+            books.push(saved.levels.rebuild(market.book.tick_size())?);
         }
         for ((market, saved), book) in self.instruments.iter_mut().zip(saved).zip(books) {
             market.book = book;

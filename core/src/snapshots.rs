@@ -89,21 +89,26 @@ impl EngineSnapshot {
         Ok(snapshot)
     }
 
-    /// Assembles a snapshot from the stages' sections; `None` without a journal section.
-    pub fn assemble(sections: Vec<SnapshotSection>) -> Option<Self> {
+    /// Assembles a snapshot from the stages' sections.
+    ///
+    /// # Errors
+    ///
+    /// A stage could not save its state, or the journal stage gave no position.
+    pub fn assemble(sections: Vec<SnapshotSection>) -> Result<Self, String> {
         let mut mark = None;
         let mut states = Vec::with_capacity(sections.len());
         for section in sections {
+            let state = section
+                .state
+                .map_err(|error| format!("stage {}: {error}", section.stage))?;
             if section.stage == JOURNAL_STAGE {
-                mark = section
-                    .state
-                    .and_then(|bytes| postcard::from_bytes::<JournalMark>(&bytes).ok());
-            } else if let Some(state) = section.state {
+                mark = state.and_then(|bytes| postcard::from_bytes::<JournalMark>(&bytes).ok());
+            } else if let Some(state) = state {
                 states.push((section.stage, state));
             }
         }
-        let mark = mark?;
-        Some(Self {
+        let mark = mark.ok_or_else(|| "the journal stage gave no position".to_owned())?;
+        Ok(Self {
             format: ENGINE_SNAPSHOT_FORMAT,
             taken_unix_ns: crate::clock::now().0,
             covered_seq: mark.covered_seq,
@@ -197,8 +202,7 @@ impl SnapshotWriter {
     }
 
     fn write(&mut self, sections: Vec<SnapshotSection>) -> Result<(PathBuf, u64, u64), String> {
-        let snapshot = EngineSnapshot::assemble(sections)
-            .ok_or_else(|| "the journal stage gave no position".to_owned())?;
+        let snapshot = EngineSnapshot::assemble(sections)?;
         let bytes = postcard::to_stdvec(&snapshot).map_err(|error| error.to_string())?;
         let path = self
             .store

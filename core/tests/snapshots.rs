@@ -39,10 +39,10 @@ impl Stage for Tally {
         out.emit(event);
     }
 
-    fn snapshot(&mut self) -> Option<Vec<u8>> {
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, String> {
         let mut state = self.events.to_le_bytes().to_vec();
         state.extend_from_slice(&self.sum.to_le_bytes());
-        Some(state)
+        Ok(Some(state))
     }
 }
 
@@ -120,7 +120,10 @@ fn sections_of_one_request_agree_across_threads() {
     for (id, sections) in completed.iter() {
         let names: Vec<&str> = sections.iter().map(|s| s.stage.as_str()).collect();
         assert_eq!(names.len(), 3, "request {id}: {names:?}");
-        let states: Vec<&Vec<u8>> = sections.iter().map(|s| s.state.as_ref().unwrap()).collect();
+        let states: Vec<&Vec<u8>> = sections
+            .iter()
+            .map(|s| s.state.as_ref().unwrap().as_ref().unwrap())
+            .collect();
         assert!(
             states.windows(2).all(|pair| pair[0] == pair[1]),
             "request {id}: the stages disagree on what they had seen"

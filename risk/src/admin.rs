@@ -333,4 +333,10 @@ impl RiskEngine {
     pub fn set_correlations(&mut self, correlations: CorrelationMatrix) {
         self.correlations = correlations;
     }
+
+    /// As [`RiskEngine::set_correlations`], copying into the current matrix's storage (no
+    /// allocation once it has the size).
+    pub fn copy_correlations(&mut self, correlations: &CorrelationMatrix) {
+        self.correlations.copy_from(correlations);
+    }
 }

@@ -24,8 +24,8 @@ pub struct SnapshotSection {
     pub id: u64,
     /// The stage's name.
     pub stage: String,
-    /// Its serialized state (`None`: stateless).
-    pub state: Option<Vec<u8>>,
+    /// Its serialized state (`Ok(None)`: stateless; `Err`: the stage could not save it).
+    pub state: Result<Option<Vec<u8>>, String>,
 }
 
 /// Where stages hand their sections; cheap to clone (one per thread).
@@ -102,7 +102,7 @@ mod tests {
         let section = |id, stage: &str| SnapshotSection {
             id,
             stage: stage.to_owned(),
-            state: Some(vec![1, 2, 3]),
+            state: Ok(Some(vec![1, 2, 3])),
         };
         port.submit(section(1, "a"));
         port.submit(section(2, "a"));

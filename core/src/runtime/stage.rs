@@ -37,9 +37,10 @@ pub trait Stage: Send {
     /// Serializes the stage's state for an engine snapshot. Called on the stage's thread when
     /// a snapshot request reaches it, before the request itself, so the state reflects
     /// exactly the events ahead of the request (cold path: it may allocate). `None`: the
-    /// stage keeps no state worth saving.
-    fn snapshot(&mut self) -> Option<Vec<u8>> {
-        None
+    /// stage keeps no state worth saving. An error spoils this snapshot (it is not written):
+    /// a snapshot missing a stateful stage's part would restore a wrong state.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
     }
 
     /// Restores what [`Stage::snapshot`] saved, before the pipeline starts. An error leaves

@@ -11,9 +11,10 @@ use std::collections::VecDeque;
 use aaiti_book::L2Book;
 use aaiti_model::{
     BookCheck, BookDelta, ChecksumMethod, Envelope, FeedEvent, FeedEventKind, InstrumentId,
-    InstrumentRegistry, Price, Qty, RecordHeader, RecordKind, Side, StreamId, TopOfBook, VenueId,
+    InstrumentRegistry, RecordHeader, RecordKind, Side, StreamId, TopOfBook, VenueId,
 };
 
+use crate::market::SavedLevels;
 use crate::runtime::{Emitter, Stage};
 
 /// How `--check` aligns the venue's own best bid/offer with our book.
@@ -69,9 +70,7 @@ struct InstrumentBook {
 /// One book in a snapshot of the stage.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SavedBook {
-    bids: Vec<(Price, Qty)>,
-    asks: Vec<(Price, Qty)>,
-    venue_seq: u64,
+    levels: SavedLevels,
     valid: bool,
     /// The last emitted top of book, as its record bytes.
     last_top: Vec<u8>,
@@ -428,7 +427,7 @@ impl Stage for BookStage {
         out.emit(event);
     }
 
-    fn snapshot(&mut self) -> Option<Vec<u8>> {
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, String> {
         let saved = SavedBookStage {
             seq: self.seq,
             stats: self.stats,
@@ -437,16 +436,16 @@ impl Stage for BookStage {
                 .iter()
                 .map(|state| {
                     state.as_ref().map(|state| SavedBook {
-                        bids: state.book.levels(Side::Buy).collect(),
-                        asks: state.book.levels(Side::Sell).collect(),
-                        venue_seq: state.book.venue_seq(),
+                        levels: SavedLevels::of(&state.book),
                         valid: state.valid,
                         last_top: bytemuck::bytes_of(&state.last_top).to_vec(),
                     })
                 })
                 .collect(),
         };
-        postcard::to_stdvec(&saved).ok()
+        postcard::to_stdvec(&saved)
+            .map(Some)
+            .map_err(|error| error.to_string())
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
@@ -466,10 +465,7 @@ impl Stage for BookStage {
                 rebuilt.push(None);
                 continue;
             };
-            let mut book = L2Book::new(current.book.tick_size()).map_err(|e| e.to_string())?;
-            book.replace_snapshot(saved.bids.iter().copied(), saved.asks.iter().copied())
-                .map_err(|error| format!("book state: {error}"))?;
-            book.set_venue_seq(saved.venue_seq);
+            let book = saved.levels.rebuild(current.book.tick_size())?;
             let last_top = bytemuck::try_pod_read_unaligned::<TopOfBook>(&saved.last_top)
                 .map_err(|error| format!("book state: top of book: {error:?}"))?;
             rebuilt.push(Some((book, saved.valid, last_top)));

@@ -175,7 +175,7 @@ impl Stage for JournalStage {
         }
     }
 
-    fn snapshot(&mut self) -> Option<Vec<u8>> {
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, String> {
         let mark = JournalMark {
             covered_seq: self.writer.last_seq(),
             streams: self
@@ -186,7 +186,9 @@ impl Stage for JournalStage {
                 .map(|(stream, seq)| (stream as u16, *seq))
                 .collect(),
         };
-        postcard::to_stdvec(&mark).ok()
+        postcard::to_stdvec(&mark)
+            .map(Some)
+            .map_err(|error| error.to_string())
     }
 
     fn on_shutdown(&mut self, _out: &mut Emitter<'_>) {

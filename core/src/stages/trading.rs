@@ -294,8 +294,7 @@ impl TradingStage {
                 }
             }
         }
-        let correlations = self.monitor.correlation().clone();
-        self.risk.set_correlations(correlations);
+        self.risk.copy_correlations(self.monitor.correlation());
     }
 
     fn set_state(&mut self, scope: Scope, state: TradingState, out: &mut Emitter<'_>) {
@@ -923,24 +922,26 @@ impl Stage for TradingStage {
         self.settle(out);
     }
 
-    fn snapshot(&mut self) -> Option<Vec<u8>> {
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, String> {
         let saved = SavedTrading {
             seq: self.seq,
             clock: self.clock,
             liquidation_ids: self.liquidation_ids,
             stats: self.stats,
-            market: self.market.snapshot(),
-            oms: self.oms.snapshot().ok()?,
+            market: self.market.snapshot()?,
+            oms: self.oms.snapshot().map_err(|error| error.to_string())?,
             risk: self.risk.clone(),
             monitor: self.monitor.clone(),
             paper: self.paper.clone(),
             strategies: self
                 .strategies
                 .iter()
-                .map(|s| (s.name().to_owned(), s.snapshot()))
-                .collect(),
+                .map(|s| Ok((s.name().to_owned(), s.snapshot()?)))
+                .collect::<Result<_, String>>()?,
         };
-        postcard::to_stdvec(&saved).ok()
+        postcard::to_stdvec(&saved)
+            .map(Some)
+            .map_err(|error| error.to_string())
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {

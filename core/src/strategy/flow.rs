@@ -247,8 +247,8 @@ impl Strategy for FlowStrategy {
         }
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        postcard::to_stdvec(&self.state).unwrap_or_default()
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        postcard::to_stdvec(&self.state).map_err(|error| format!("flow strategy: {error}"))
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {

@@ -107,8 +107,12 @@ pub trait Strategy: Send {
     }
 
     /// Its state for an engine snapshot (cold path).
-    fn snapshot(&self) -> Vec<u8> {
-        Vec::new()
+    ///
+    /// # Errors
+    ///
+    /// The state cannot be encoded (the snapshot is then not written).
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        Ok(Vec::new())
     }
 
     /// Restores [`Strategy::snapshot`]'s bytes.
