@@ -37,6 +37,60 @@ enum Command {
     Config(ConfigCommand),
     /// Show the threads, cores and wait strategies the placement would use.
     Placement(PlacementArgs),
+    /// Administer a running engine through the admin socket in its data directory: read the
+    /// risk state, change risk limits, halt, resume, engage the kill switch. Every command
+    /// is journaled and takes effect between two events.
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+struct AdminArgs {
+    /// The engine's data directory (default: `engine.data_dir` of the configuration).
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Configuration file the engine runs with (for its default data directory).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Print the engine's answer as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: AdminAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// The current risk state: trading states, limits and their usage, positions, VaR.
+    Risk,
+    /// Change risk limits: FILE holds `[risk]` and/or `[[accounts]]` keys as in the engine's
+    /// configuration; tables merge into the running limits key by key, arrays replace whole.
+    /// All or nothing: a value that does not fit leaves every limit as it was.
+    SetLimits {
+        /// TOML file (`-` reads standard input).
+        file: PathBuf,
+    },
+    /// Halt trading and cancel open orders (one account, or everything).
+    Halt {
+        /// Account name (default: global).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Resume trading (an account's drawdown high-water mark restarts from its equity; a
+    /// global resume also releases the global kill switch).
+    Resume {
+        /// Account name (default: global).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Engage the kill switch: halt, cancel all open orders, optionally flatten.
+    KillSwitch {
+        /// Account name (default: global).
+        #[arg(long)]
+        account: Option<String>,
+        /// Also close every position with reduce-only market orders.
+        #[arg(long)]
+        flatten: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +230,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             write_plan(&mut stdout, &plan)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Admin(args) => admin(args),
         Command::Placement(args) => {
             let loaded = config::load(args.config.as_deref())?;
             let options = RunOptions {
@@ -255,6 +310,200 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn admin(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    use crate::admin::AdminCommand;
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => config::load(args.config.as_deref())?.config.engine.data_dir,
+    };
+    let command = match args.action {
+        AdminAction::Risk => AdminCommand::Risk,
+        AdminAction::SetLimits { file } => {
+            let toml = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            AdminCommand::SetLimits { toml }
+        }
+        AdminAction::Halt { account } => AdminCommand::Halt { account },
+        AdminAction::Resume { account } => AdminCommand::Resume { account },
+        AdminAction::KillSwitch { account, flatten } => {
+            AdminCommand::KillSwitch { account, flatten }
+        }
+    };
+    let path = data_dir.join(crate::admin::socket::SOCKET_NAME);
+    let answer = crate::admin::socket::request(&path, &command)?;
+    let mut stdout = std::io::stdout().lock();
+    if !answer.ok {
+        let error = answer.error.unwrap_or_default();
+        if args.json {
+            writeln!(
+                stdout,
+                "{}",
+                serde_json::json!({ "ok": false, "error": error })
+            )?;
+        }
+        anyhow::bail!("the engine refused: {error}");
+    }
+    let result = answer.result.unwrap_or_default();
+    if args.json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&result)?)?;
+    } else {
+        match command {
+            AdminCommand::Risk => write_risk_state(&mut stdout, &result)?,
+            AdminCommand::SetLimits { .. } => write_limit_changes(&mut stdout, &result)?,
+            _ => {
+                let applied = result["applied"].as_str().unwrap_or("done");
+                writeln!(stdout, "{applied}: applied")?;
+                write_risk_state(&mut stdout, &result)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The risk state as a table (the JSON of the `risk` admin command, or any answer with a
+/// `risk` member).
+fn write_risk_state(out: &mut dyn Write, state: &serde_json::Value) -> std::io::Result<()> {
+    let risk = &state["risk"];
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    writeln!(
+        out,
+        "global: {}{}  (valuation {})",
+        text(&risk["global_state"]),
+        if risk["global_kill_switch"] == true {
+            ", kill switch engaged"
+        } else {
+            ""
+        },
+        text(&risk["valuation_currency"])
+    )?;
+    let var = state["var"].as_array().cloned().unwrap_or_default();
+    for account in risk["accounts"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "account {} ({}, {}): {}{}",
+            text(&account["name"]),
+            text(&account["account_type"]),
+            text(&account["margin_mode"]),
+            text(&account["effective_state"]),
+            if account["kill_switch"] == true {
+                ", kill switch engaged"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
+            "  equity {}  high-water {}  drawdown {} bp (halt at {})",
+            text(&account["equity"]),
+            text(&account["high_water_mark"]),
+            text(&account["drawdown_bps"]),
+            text(&account["max_drawdown_bps"])
+        )?;
+        writeln!(
+            out,
+            "  gross exposure {} / {}  net {} / {}",
+            text(&account["gross_exposure"]),
+            text(&account["max_gross_exposure"]),
+            text(&account["net_exposure"]),
+            text(&account["max_net_exposure"])
+        )?;
+        writeln!(
+            out,
+            "  margin initial {}  maintenance {}  free {}{}",
+            text(&account["initial_margin"]),
+            text(&account["maintenance_margin"]),
+            text(&account["free_margin"]),
+            if account["margin_call"] == true {
+                "  MARGIN CALL"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
+            "  open orders {} / {}  rate {} per minute ({} available now)",
+            text(&account["open_orders"]),
+            text(&account["max_open_orders"]),
+            text(&account["orders_per_minute"]),
+            text(&account["orders_available"])
+        )?;
+        if let Some(figures) = var.iter().find(|v| v["account"] == account["id"]) {
+            writeln!(
+                out,
+                "  VaR parametric {:.2}  historical {:.2}  limit {}{}",
+                figures["parametric"].as_f64().unwrap_or(0.0),
+                figures["historical"].as_f64().unwrap_or(0.0),
+                text(&figures["limit"]),
+                if figures["warming_up"] == true {
+                    "  (warming up)"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        for balance in account["balances"].as_array().into_iter().flatten() {
+            writeln!(
+                out,
+                "  balance {:<6} {}  reserved {}",
+                text(&balance["asset"]),
+                text(&balance["balance"]),
+                text(&balance["reserved"])
+            )?;
+        }
+        for position in account["positions"].as_array().into_iter().flatten() {
+            writeln!(
+                out,
+                "  position {}:{} qty {} (max {}) avg {} mark {} realized {} unrealized {} \
+                 fees {}",
+                text(&position["venue"]),
+                text(&position["symbol"]),
+                text(&position["qty"]),
+                text(&position["max_position"]),
+                text(&position["avg_entry"]),
+                text(&position["mark"]),
+                text(&position["realized_pnl"]),
+                text(&position["unrealized_pnl"]),
+                text(&position["fees"])
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn write_limit_changes(out: &mut dyn Write, result: &serde_json::Value) -> std::io::Result<()> {
+    let changes = result["changed"].as_array().cloned().unwrap_or_default();
+    if changes.is_empty() {
+        return writeln!(out, "limits unchanged");
+    }
+    writeln!(out, "{} limit(s) changed:", changes.len())?;
+    for change in &changes {
+        let scope = match (change["account"].as_u64(), change["instrument"].as_u64()) {
+            (Some(account), Some(instrument)) => {
+                format!("account {account}, instrument {instrument}")
+            }
+            (Some(account), None) => format!("account {account}"),
+            (None, Some(index)) => format!("index {index}"),
+            (None, None) => "global".to_owned(),
+        };
+        writeln!(
+            out,
+            "  {} ({scope}): {} -> {}",
+            change["field"].as_str().unwrap_or("?"),
+            change["old"],
+            change["new"]
+        )?;
+    }
+    Ok(())
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);

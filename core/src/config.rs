@@ -60,6 +60,25 @@ pub struct Config {
     /// `[[strategies]]`.
     #[serde(default)]
     pub strategies: Vec<StrategyConfig>,
+    /// `[admin]`: run-time administration.
+    #[serde(default)]
+    pub admin: AdminSection,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Serve admin commands (`aaiti admin ...`) on `admin.sock` in the data directory
+    /// (mode 0600: only the directory's owner can connect).
+    #[serde(default = "yes")]
+    pub socket: bool,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self { socket: true }
+    }
 }
 
 /// `[trading]`.

@@ -19,6 +19,8 @@ use aaiti_journal::{JournalReader, JournalWriter, PruneMode, SnapshotStore};
 use aaiti_model::{RecordHeader, StreamId};
 use serde::Serialize;
 
+use crate::admin::socket::AdminServer;
+use crate::admin::{ADMIN_STREAM, AdminHandle, AdminReplies};
 use crate::config::{ConfigError, LoadedConfig, Retention, SourceConfig, StrategyConfig};
 use crate::live::{LiveSettings, live_source};
 use crate::replay::{ReplaySource, parse_speed};
@@ -84,9 +86,12 @@ pub struct SnapshotUse {
     pub covered_seq: u64,
 }
 
-/// The pipeline the configuration describes, up to the book stage (the journal stage and
-/// the counter are added by [`start`]).
-pub fn build_pipeline(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Pipeline> {
+/// The pipeline the configuration describes, up to the trading stage (the journal stage and
+/// the counter are added by [`start`]), and the handle that submits admin commands to it.
+pub fn build_pipeline(
+    loaded: &LoadedConfig,
+    options: &RunOptions,
+) -> anyhow::Result<(Pipeline, AdminHandle)> {
     let config = &loaded.config;
     let mut pipeline = Pipeline::new(config.pipeline.ring_settings());
     for (index, source) in config.sources.iter().enumerate() {
@@ -147,16 +152,22 @@ pub fn build_pipeline(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Re
             }
         };
     }
+    let trading = config.trading.enabled && !config.accounts.is_empty();
+    let (admin, admin_source, admin_replies) = crate::admin::channel(
+        config.accounts.iter().map(|a| a.name.clone()).collect(),
+        trading,
+    );
+    pipeline = pipeline.source(Box::new(admin_source));
     let check = options.check || config.book.check;
     pipeline = pipeline.stage(Box::new(BookStage::new(
         &loaded.registry,
         check,
         BOOK_STREAM,
     )?));
-    if config.trading.enabled && !config.accounts.is_empty() {
-        pipeline = pipeline.stage(Box::new(trading_stage(loaded)?));
+    if trading {
+        pipeline = pipeline.stage(Box::new(trading_stage(loaded, Some(admin_replies))?));
     }
-    Ok(pipeline)
+    Ok((pipeline, admin))
 }
 
 /// Most working orders a `flow` strategy may keep (its order list is pre-sized).
@@ -168,7 +179,10 @@ const MAX_FLOW_OPEN: usize = 1024;
 ///
 /// Risk limits, order manager, monitor, paper venue or strategy settings that do not fit the
 /// instruments and accounts (the message names the key).
-pub fn trading_stage(loaded: &LoadedConfig) -> anyhow::Result<TradingStage> {
+pub fn trading_stage(
+    loaded: &LoadedConfig,
+    admin: Option<AdminReplies>,
+) -> anyhow::Result<TradingStage> {
     let config = &loaded.config;
     let registry = &loaded.registry;
     let risk = aaiti_risk::compile(&config.risk, &config.accounts, registry)
@@ -235,6 +249,11 @@ pub fn trading_stage(loaded: &LoadedConfig) -> anyhow::Result<TradingStage> {
         mark: config.trading.mark,
         strategies,
         stream: TRADING_STREAM,
+        risk_file: aaiti_risk::config::RiskConfigFile {
+            risk: config.risk.clone(),
+            accounts: config.accounts.clone(),
+        },
+        admin,
     };
     TradingStage::new(setup).map_err(|error| anyhow::anyhow!("{}: {error}", loaded.origin))
 }
@@ -338,8 +357,8 @@ fn attach_journal_and_recover(
             let Some(Ok(mut envelope)) = frame.envelope() else {
                 continue;
             };
-            let stream = envelope.header.stream.index();
-            if stream == 0 || stream > sources {
+            let stream = envelope.header.stream;
+            if !(1..=sources).contains(&stream.index()) && stream != ADMIN_STREAM {
                 continue; // derived by the stages: they derive it again
             }
             envelope.header.flags |= RecordHeader::FLAG_REPLAY;
@@ -354,6 +373,10 @@ fn attach_journal_and_recover(
         pipeline.resume_source(index, last);
         resumed.push((source.name().to_owned(), last));
     }
+    // The admin source follows the configured ones.
+    let admin_last = journaled_through[ADMIN_STREAM.index()];
+    pipeline.resume_source(sources, admin_last);
+    resumed.push(("admin".to_owned(), admin_last));
     let recovery = Recovery {
         journal_dir: journal_dir.display().to_string(),
         journal_records: reader.len(),
@@ -430,7 +453,7 @@ pub fn plan_for(
 /// The plan `aaiti run` would use, without opening the journal (for `aaiti placement` and
 /// `aaiti config check`).
 pub fn preview_plan(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Plan> {
-    let mut shape = build_pipeline(loaded, options)?.shape();
+    let mut shape = build_pipeline(loaded, options)?.0.shape();
     if loaded.config.journal.enabled {
         shape.stages.push("journal".to_owned());
     }
@@ -451,7 +474,12 @@ pub struct Started {
     pub running: Running,
     /// What recovery did (with a journal).
     pub recovery: Option<Recovery>,
+    /// Submits admin commands (risk state, limits, halt, resume, kill switch).
+    pub admin: AdminHandle,
+    /// The admin socket, when the run has a data directory and `[admin] socket` is on.
+    pub admin_socket: Option<PathBuf>,
     snapshots: Option<SnapshotsRunning>,
+    socket_server: Option<AdminServer>,
 }
 
 struct SnapshotsRunning {
@@ -472,6 +500,7 @@ impl Started {
     /// Waits for the pipeline to stop and for its last snapshot to be written.
     pub fn wait(self) -> Finished {
         let report = self.running.wait();
+        drop(self.socket_server);
         let snapshots = self.snapshots.map(|snapshots| {
             snapshots.timer_done.store(true, Ordering::Release);
             // Every stage has stopped, so every port is gone and the collector ends.
@@ -491,7 +520,7 @@ impl Started {
 /// Builds the pipeline, recovers from the journal, starts the threads and arranges the
 /// optional time limit and the periodic snapshots.
 pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Started> {
-    let pipeline = build_pipeline(loaded, options)?;
+    let (pipeline, admin) = build_pipeline(loaded, options)?;
     let (mut pipeline, journal) = attach_journal_and_recover(loaded, options, pipeline)?;
     let mut recovery = None;
     let mut snapshot_setup = None;
@@ -511,6 +540,19 @@ pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Star
         collector = Some((handle, log, setup.interval));
     }
     let plan = plan_for(loaded, &pipeline, options)?;
+    let socket_server = match &options.data_dir {
+        Some(dir) if loaded.config.admin.socket => {
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join(crate::admin::socket::SOCKET_NAME);
+            Some(AdminServer::start(&path, admin.clone()).map_err(|error| {
+                anyhow::anyhow!(
+                    "admin socket {}: {error} (or set [admin] socket = false)",
+                    path.display()
+                )
+            })?)
+        }
+        _ => None,
+    };
     let running = pipeline.start(&plan)?;
     if let Some(duration) = options.duration {
         let stop = running.stop_handle();
@@ -541,7 +583,12 @@ pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Star
         plan,
         running,
         recovery,
+        admin,
+        admin_socket: socket_server
+            .as_ref()
+            .map(|server| server.path().to_owned()),
         snapshots,
+        socket_server,
     })
 }
 

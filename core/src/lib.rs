@@ -11,6 +11,7 @@
 //! * [`cli`]: the `aaiti` command line (`src/main.rs` only calls [`cli::main`]).
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -4,12 +4,12 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use aaiti_feeds::replay::{Pace, Pacer, RecordingReader, ReplayError, SystemClock};
+use aaiti_feeds::replay::{Clock, Pace, Pacer, RecordingReader, ReplayError, SystemClock};
 use aaiti_feeds::{
     BinanceFeed, CoinbaseFeed, FeedConfig, FeedHandler, FeedStats, KrakenV1Feed, KrakenV2Feed,
     RecordBuffer,
 };
-use aaiti_model::{InstrumentRegistry, StreamId};
+use aaiti_model::{InstrumentRegistry, StreamId, UnixNanos};
 
 use crate::runtime::{Emitter, Source, SourceStatus};
 
@@ -126,6 +126,9 @@ pub struct ReplaySource {
     /// Records up to this sequence were journaled before a restart: they are normalized
     /// again (to rebuild the handler's state) but not emitted.
     resume_after_seq: u64,
+    /// A message read but not due yet (recorded pace), with its payload.
+    held: Option<UnixNanos>,
+    held_payload: Vec<u8>,
 }
 
 impl ReplaySource {
@@ -183,7 +186,54 @@ impl ReplaySource {
             counters: ReplayCounters::default(),
             feed_stats: None,
             resume_after_seq: 0,
+            held: None,
+            held_payload: Vec::new(),
         })
+    }
+}
+
+/// A message due within this long is waited for inside `poll` (pacing stays precise).
+const IN_POLL_WAIT_NS: u64 = 200_000;
+/// Longest sleep in one `poll` while the next message is not due (the thread's other
+/// sources, such as admin commands, are served at least this often).
+const IDLE_SLEEP_NS: u64 = 1_000_000;
+
+/// The parts of a [`ReplaySource`] that emitting a message uses.
+struct Parts<'a> {
+    handler: &'a mut (dyn FeedHandler + Send),
+    buffer: &'a mut RecordBuffer,
+    counters: &'a mut ReplayCounters,
+    resume_after_seq: u64,
+}
+
+/// Normalizes one recorded message and emits its records not yet journaled.
+fn emit_message(parts: &mut Parts<'_>, ts: UnixNanos, payload: &mut [u8], out: &mut Emitter<'_>) {
+    parts.buffer.clear();
+    parts.handler.on_tick(ts, parts.buffer);
+    parts.counters.messages += 1;
+    if parts.handler.on_message(payload, ts, parts.buffer).is_err() {
+        parts.counters.rejected_messages += 1;
+    }
+    for envelope in parts.buffer.iter() {
+        if envelope.header.seq > parts.resume_after_seq {
+            parts.counters.records += 1;
+            out.emit(envelope);
+        }
+    }
+}
+
+impl ReplaySource {
+    /// Whether the held message is due; sleeps a little when it is not.
+    fn due(&mut self, ts: UnixNanos) -> bool {
+        let wait = self.pacer.due_in(ts);
+        if wait > IN_POLL_WAIT_NS {
+            self.pacer.clock_mut().sleep_ns(IDLE_SLEEP_NS.min(wait));
+            return false;
+        }
+        if wait > 0 {
+            self.pacer.clock_mut().sleep_ns(wait);
+        }
+        true
     }
 }
 
@@ -197,6 +247,21 @@ impl Source for ReplaySource {
     }
 
     fn poll(&mut self, out: &mut Emitter<'_>) -> SourceStatus {
+        let mut status = SourceStatus::Idle;
+        if let Some(ts) = self.held {
+            if !self.due(ts) {
+                return status;
+            }
+            self.held = None;
+            let mut parts = Parts {
+                handler: &mut *self.handler,
+                buffer: &mut self.buffer,
+                counters: &mut self.counters,
+                resume_after_seq: self.resume_after_seq,
+            };
+            emit_message(&mut parts, ts, &mut self.held_payload, out);
+            status = SourceStatus::Busy;
+        }
         for _ in 0..POLL_BATCH {
             let message = match self.reader.next_message() {
                 Ok(Some(message)) => message,
@@ -219,27 +284,30 @@ impl Source for ReplaySource {
             // again (the handler rebuilds its state) without pacing and without emitting.
             let resuming = self.handler.last_seq() < self.resume_after_seq;
             if !resuming {
-                // Recorded pace sleeps here, on the source's own thread.
-                self.pacer.wait(message.ts_recv);
-            }
-            self.buffer.clear();
-            self.handler.on_tick(message.ts_recv, &mut self.buffer);
-            self.counters.messages += 1;
-            if self
-                .handler
-                .on_message(message.payload, message.ts_recv, &mut self.buffer)
-                .is_err()
-            {
-                self.counters.rejected_messages += 1;
-            }
-            for envelope in self.buffer.iter() {
-                if envelope.header.seq > self.resume_after_seq {
-                    self.counters.records += 1;
-                    out.emit(envelope);
+                let wait = self.pacer.due_in(message.ts_recv);
+                if wait > IN_POLL_WAIT_NS {
+                    // Not due for a while: keep it and let the thread's other sources run.
+                    self.held = Some(message.ts_recv);
+                    self.held_payload.clear();
+                    self.held_payload.extend_from_slice(message.payload);
+                    self.pacer.clock_mut().sleep_ns(IDLE_SLEEP_NS.min(wait));
+                    return status;
+                }
+                if wait > 0 {
+                    self.pacer.clock_mut().sleep_ns(wait);
                 }
             }
+            let (ts, payload) = (message.ts_recv, message.payload);
+            let mut parts = Parts {
+                handler: &mut *self.handler,
+                buffer: &mut self.buffer,
+                counters: &mut self.counters,
+                resume_after_seq: self.resume_after_seq,
+            };
+            emit_message(&mut parts, ts, payload, out);
+            status = SourceStatus::Busy;
         }
-        SourceStatus::Busy
+        status
     }
 
     fn report(&self) -> Vec<(String, u64)> {

@@ -391,6 +391,16 @@ impl<C: Clock> Pacer<C> {
     /// Waits until the message recorded at `recorded` is due; returns the nanoseconds slept.
     /// The first message is due at once; messages recorded out of order are due at once.
     pub fn wait(&mut self, recorded: UnixNanos) -> u64 {
+        let wait = self.due_in(recorded);
+        if wait > 0 {
+            self.clock.sleep_ns(wait);
+        }
+        wait
+    }
+
+    /// Nanoseconds until the message recorded at `recorded` is due (0: now), without
+    /// waiting. The first message asked about sets the origin and is due at once.
+    pub fn due_in(&mut self, recorded: UnixNanos) -> u64 {
         let speed = match self.pace {
             Pace::Max => return 0,
             Pace::Recorded => 1.0,
@@ -407,13 +417,7 @@ impl<C: Clock> Pacer<C> {
             (elapsed as f64 / speed) as u64
         };
         let due = wall_origin.saturating_add(offset);
-        let now = self.clock.now_ns();
-        if due > now {
-            self.clock.sleep_ns(due - now);
-            due - now
-        } else {
-            0
-        }
+        due.saturating_sub(self.clock.now_ns())
     }
 }
 

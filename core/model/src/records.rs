@@ -939,6 +939,13 @@ crate::order::wire_enum!(
         TradingState = 7 => "trading_state",
         /// Limits changed by an admin.
         LimitsChanged = 8 => "limits_changed",
+        /// A venue report the order manager refused (fill after cancel, overfill, duplicate
+        /// execution id...): the order is unchanged. `value` is the kind of illegal
+        /// transition (0 unknown order, 1 retired order, 2 not at venue, 3 invalid state,
+        /// 4 fill after done, 5 overfill, 6 duplicate execution id, 7 invalid fill, 8 fill
+        /// outside limit, 9 replace below filled), `limit` the report (1 ack, 2 fill,
+        /// 3 canceled, 4 replaced, 5 rejected, 6 expired, 7 cancel rejected).
+        IllegalReport = 9 => "illegal_report",
     }
 );
 
@@ -1072,6 +1079,15 @@ crate::order::wire_enum!(
         Snapshot = 6 => "snapshot",
         /// Engine time tick with no other event (drives timers on engine time).
         Tick = 7 => "tick",
+        /// An admin asks for the current risk state; changes nothing (the trading stage
+        /// answers the requester, matched by the record's stream and sequence).
+        RiskReport = 8 => "risk_report",
+        /// One piece of a risk limits change: the UTF-8 text of a risk configuration
+        /// (`[risk]` and `[[accounts]]` TOML), 64 bytes per record in `text` (the last
+        /// piece zero-padded). `arg` = first piece's sequence number << 32 | piece index
+        /// << 16 | piece count. The pieces of one change are consecutive on their stream;
+        /// the change applies, whole or not at all, when its last piece arrives.
+        LimitsChunk = 9 => "limits_chunk",
     }
 );
 

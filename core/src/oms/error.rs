@@ -24,6 +24,19 @@ pub enum VenueEvent {
 }
 
 impl VenueEvent {
+    /// Code in an `illegal_report` risk event's `limit` field (1 ack .. 7 cancel rejected).
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Ack => 1,
+            Self::Fill => 2,
+            Self::Canceled => 3,
+            Self::Replaced => 4,
+            Self::Rejected => 5,
+            Self::Expired => 6,
+            Self::CancelRejected => 7,
+        }
+    }
+
     /// Lowercase name.
     pub const fn name(self) -> &'static str {
         match self {
@@ -188,6 +201,22 @@ impl IllegalTransition {
             Self::InvalidFill { .. } => 7,
             Self::FillOutsideLimit { .. } => 8,
             Self::ReplaceBelowFilled { .. } => 9,
+        }
+    }
+
+    /// The venue report that was refused.
+    pub const fn event(&self) -> VenueEvent {
+        match *self {
+            Self::UnknownOrder { event, .. }
+            | Self::RetiredOrder { event, .. }
+            | Self::NotAtVenue { event, .. }
+            | Self::InvalidState { event, .. } => event,
+            Self::FillAfterDone { .. }
+            | Self::Overfill { .. }
+            | Self::DuplicateExecId { .. }
+            | Self::InvalidFill { .. }
+            | Self::FillOutsideLimit { .. } => VenueEvent::Fill,
+            Self::ReplaceBelowFilled { .. } => VenueEvent::Replaced,
         }
     }
 

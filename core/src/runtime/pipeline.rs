@@ -3,7 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,11 @@ struct Flags {
     snapshot_ids: AtomicU64,
     /// Source threads emit a last snapshot request when they stop.
     snapshot_on_stop: bool,
+    /// Sources that keep the run going ([`Source::keeps_running`]) and have not finished;
+    /// the run ends when it reaches 0 (never, when there were none).
+    lasting_sources: AtomicUsize,
+    /// Whether there were any lasting sources.
+    has_lasting_sources: bool,
 }
 
 /// Asks a running pipeline for a snapshot of every stage (see [`super::snapshot`]).
@@ -177,6 +182,7 @@ impl Pipeline {
         PipelineShape {
             sources: self.sources.iter().map(|s| s.name().to_owned()).collect(),
             stages: self.stages.iter().map(|s| s.name().to_owned()).collect(),
+            serving: self.sources.iter().map(|s| !s.keeps_running()).collect(),
         }
     }
 
@@ -187,6 +193,7 @@ impl Pipeline {
             return Err(RuntimeError::BadCapacity(capacity));
         }
         check_plan(plan, self.sources.len(), self.stages.len())?;
+        let lasting = self.sources.iter().filter(|s| s.keeps_running()).count();
         let flags = Arc::new(Flags {
             stop_requested: AtomicBool::new(false),
             aborted: Arc::new(AtomicBool::new(false)),
@@ -194,6 +201,8 @@ impl Pipeline {
             snapshot_requested: AtomicU64::new(0),
             snapshot_ids: AtomicU64::new(0),
             snapshot_on_stop: self.snapshot_on_stop && self.snapshots.is_some(),
+            lasting_sources: AtomicUsize::new(lasting),
+            has_lasting_sources: lasting > 0,
         });
 
         // One ring in front of every thread that does not run sources.
@@ -544,7 +553,11 @@ impl Worker {
             Input::Sources(sources) => {
                 let mut finished = vec![false; sources.len()];
                 loop {
+                    // Every thread's lasting sources are done (serving ones never are).
+                    let lasting_done = self.flags.has_lasting_sources
+                        && self.flags.lasting_sources.load(Ordering::Acquire) == 0;
                     if self.flags.stop_requested.load(Ordering::Acquire)
+                        || lasting_done
                         || !finished.contains(&false)
                     {
                         break;
@@ -568,7 +581,12 @@ impl Worker {
                         )) {
                             SourceStatus::Busy => busy = true,
                             SourceStatus::Idle => {}
-                            SourceStatus::Finished => *done = true,
+                            SourceStatus::Finished => {
+                                *done = true;
+                                if source.keeps_running() {
+                                    self.flags.lasting_sources.fetch_sub(1, Ordering::AcqRel);
+                                }
+                            }
                         }
                     }
                     if busy {

@@ -95,6 +95,16 @@ pub struct PipelineShape {
     pub sources: Vec<String>,
     /// Stage names, in pipeline order.
     pub stages: Vec<String>,
+    /// Per source: whether it only serves requests (admin commands, desk sessions) and
+    /// needs no thread of its own (see [`Source::keeps_running`](super::Source::keeps_running)).
+    /// Missing entries count as `false`.
+    pub serving: Vec<bool>,
+}
+
+impl PipelineShape {
+    fn is_serving(&self, source: usize) -> bool {
+        self.serving.get(source).copied().unwrap_or(false)
+    }
 }
 
 /// One planned thread.
@@ -184,10 +194,12 @@ fn plan_auto(shape: &PipelineShape, config: &PlacementConfig, cores: &[usize]) -
     let free = usable.len();
     let sources = shape.sources.len();
     let stages = shape.stages.len();
+    // Serving sources share the first source thread; only feeds get threads of their own.
+    let feeds = (0..sources).filter(|&s| !shape.is_serving(s)).count();
 
     // Thread layout: how many source threads, and how the stages split into groups.
-    let (source_threads, stage_groups) = if free >= sources + stages && sources > 1 {
-        (sources, stages)
+    let (source_threads, stage_groups) = if free >= feeds + stages && feeds > 1 {
+        (feeds, stages)
     } else if free > stages {
         (1, stages)
     } else if free >= 2 {
@@ -214,11 +226,17 @@ fn plan_auto(shape: &PipelineShape, config: &PlacementConfig, cores: &[usize]) -
         });
         return Plan { threads };
     }
+    // Feeds split round-robin over the source threads; serving sources go to the first.
+    let mut owner = vec![0_usize; sources];
+    let mut next_feed = 0;
+    for (source, owner) in owner.iter_mut().enumerate() {
+        if !shape.is_serving(source) {
+            *owner = next_feed % source_threads;
+            next_feed += 1;
+        }
+    }
     for thread in 0..source_threads {
-        // Sources split round-robin over the source threads.
-        let mine: Vec<usize> = (0..sources)
-            .filter(|s| s % source_threads == thread)
-            .collect();
+        let mine: Vec<usize> = (0..sources).filter(|&s| owner[s] == thread).collect();
         let name = if source_threads == 1 {
             "io".to_owned()
         } else {
@@ -465,7 +483,34 @@ mod tests {
         PipelineShape {
             sources: sources.iter().map(|s| s.to_string()).collect(),
             stages: stages.iter().map(|s| s.to_string()).collect(),
+            serving: Vec::new(),
         }
+    }
+
+    #[test]
+    fn serving_sources_share_the_first_source_thread() {
+        let mut shape = shape(&["a", "b", "admin"], &["book", "journal"]);
+        shape.serving = vec![false, false, true];
+        let config = PlacementConfig::default();
+        let plan = plan(&shape, &config, &cores(5)).unwrap();
+        let sources: Vec<Vec<usize>> = plan.threads.iter().map(|t| t.sources.clone()).collect();
+        assert_eq!(sources, vec![vec![0, 2], vec![1], vec![], vec![]]);
+        // One feed and a serving source: one io thread, as with the feed alone.
+        let mut shape = super::PipelineShape {
+            sources: vec!["feed".into(), "admin".into()],
+            stages: vec!["book".into()],
+            serving: vec![false, true],
+        };
+        let plan = super::plan(&shape, &config, &cores(8)).unwrap();
+        assert_eq!(plan.threads.len(), 2);
+        shape.serving.clear();
+        assert_eq!(
+            super::plan(&shape, &config, &cores(8))
+                .unwrap()
+                .threads
+                .len(),
+            3
+        );
     }
 
     fn cores(n: usize) -> Vec<usize> {

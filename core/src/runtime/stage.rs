@@ -76,6 +76,14 @@ pub trait Source: Send {
     /// sequence number.
     fn resume_after(&mut self, _last_seq: u64) {}
 
+    /// Whether the run lasts as long as this source has events. A run ends when every such
+    /// source has finished; sources that only serve requests (admin commands, the desk's
+    /// sessions) answer `false` and are stopped with it. A run with no such source lasts
+    /// until it is stopped.
+    fn keeps_running(&self) -> bool {
+        true
+    }
+
     /// Counters for the run summary (cold path).
     fn report(&self) -> Vec<(String, u64)> {
         Vec::new()

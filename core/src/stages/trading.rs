@@ -16,7 +16,13 @@
 //! * venue reports move orders through their state machine; fills update positions,
 //!   balances and P&L; risk breaches (drawdown, margin, VaR) become [`RiskEvent`]s and their
 //!   action (reduce-only, halt and cancel all, flatten);
-//! * `Control` records halt, resume, or engage the kill switch (per account or global).
+//! * `Control` records halt, resume, or engage the kill switch (per account or global),
+//!   replace the risk limits (`limits_chunk`, see [`crate::admin`]) or ask for the risk state
+//!   (`risk_report`); an admin command is answered through [`AdminReplies`] unless it is
+//!   replayed.
+//! * a venue report the order manager refuses (fill after cancel, overfill, duplicate
+//!   execution id...) leaves the order unchanged and is journaled as an `illegal_report`
+//!   [`RiskEvent`].
 //!
 //! Everything it derives goes out on its own stream (strategy commands, order events, risk
 //! events) with the cause's timestamps and replay flag, so a replay of the journal rebuilds
@@ -27,14 +33,17 @@ use aaiti_gateway::paper::{PaperConfig, PaperOrder, PaperVenue, VenueEvent, Venu
 use aaiti_model::{
     AccountId, BookDelta, Control, ControlAction, Envelope, FeedEvent, FeedEventKind, InstrumentId,
     InstrumentRegistry, OrderAction, OrderCommand, OrderEvent, OrderEventKind, OrderFlags, OrderId,
-    OrderType, Price, Qty, Record, RecordHeader, RecordKind, RejectReason, RiskEvent, StreamId,
-    TimeInForce, Trade, UnixNanos,
+    OrderType, Price, Qty, Record, RecordHeader, RecordKind, RejectReason, RiskEvent,
+    RiskEventKind, StreamId, TimeInForce, Trade, UnixNanos,
 };
+use aaiti_risk::config::RiskConfigFile;
 use aaiti_risk::monitor::{MonitorConfig, RiskMonitor};
 use aaiti_risk::{
     Breach, BreachAction, FlattenOrder, NewOrder, RiskEngine, RiskSetup, Scope, TradingState,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::admin::{AdminReplies, AdminReply, Assembled, LimitsAssembler};
 
 use crate::market::Market;
 use crate::oms::{
@@ -74,6 +83,10 @@ pub struct TradingSetup {
     pub strategies: Vec<Box<dyn Strategy>>,
     /// Stream of the stage's own records.
     pub stream: StreamId,
+    /// The risk configuration `risk` was compiled from (limits changes apply over it).
+    pub risk_file: RiskConfigFile,
+    /// Where admin commands are answered.
+    pub admin: Option<AdminReplies>,
 }
 
 /// Counters of the trading stage.
@@ -103,6 +116,47 @@ pub struct TradingStats {
     pub var_evaluations: u64,
     /// Strategy intents dropped (more than a callback may emit).
     pub intents_dropped: u64,
+    /// Admin commands applied (halt, resume, kill switch, limits, reports).
+    pub admin_commands: u64,
+    /// Limits changes refused (invalid values, wrong accounts, broken pieces).
+    pub limits_refused: u64,
+}
+
+/// The last VaR evaluation of an account, for the desk.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VarView {
+    /// Account id.
+    pub account: u32,
+    /// Engine time of the evaluation.
+    pub ts: UnixNanos,
+    /// Parametric VaR, valuation currency.
+    pub parametric: f64,
+    /// Historical-simulation VaR.
+    pub historical: f64,
+    /// The account's VaR limit, if one is configured.
+    pub limit: Option<f64>,
+    /// Some held instrument has too few returns yet.
+    pub warming_up: bool,
+}
+
+/// `value` as JSON (an error, never a panic, for numbers JSON cannot hold).
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, String> {
+    serde_json::to_value(value).map_err(|error| format!("risk state as JSON: {error}"))
+}
+
+/// `limit` code of an `illegal_report` for a report about an order never seen.
+fn venue_event_code(kind: &VenueEventKind) -> u8 {
+    use crate::oms::VenueEvent as Report;
+    match kind {
+        VenueEventKind::Accepted => Report::Ack,
+        VenueEventKind::Rejected { .. } => Report::Rejected,
+        VenueEventKind::Fill { .. } => Report::Fill,
+        VenueEventKind::Canceled { .. } => Report::Canceled,
+        VenueEventKind::Expired { .. } => Report::Expired,
+        VenueEventKind::Replaced { .. } => Report::Replaced,
+        VenueEventKind::CancelRejected { .. } => Report::CancelRejected,
+    }
+    .code()
 }
 
 /// The stage's snapshot section.
@@ -118,6 +172,8 @@ struct SavedTrading {
     monitor: RiskMonitor,
     paper: PaperVenue,
     strategies: Vec<(String, Vec<u8>)>,
+    risk_file: RiskConfigFile,
+    last_var: Vec<Option<VarView>>,
 }
 
 /// See the module docs.
@@ -147,6 +203,12 @@ pub struct TradingStage {
     cause: RecordHeader,
     /// A replace risk refused, answered with a cancel reject instead of being sent.
     refused_replace: Option<(OrderId, RejectReason)>,
+    // Administration (cold path).
+    registry: InstrumentRegistry,
+    risk_file: RiskConfigFile,
+    admin: Option<AdminReplies>,
+    limits_text: LimitsAssembler,
+    last_var: Vec<Option<VarView>>,
 }
 
 /// Most rounds of the internal event loop per input (a guard against a feedback loop
@@ -193,6 +255,11 @@ impl TradingStage {
             notionals: vec![0.0; instruments],
             cause: RecordHeader::default(),
             refused_replace: None,
+            last_var: vec![None; setup.accounts as usize],
+            registry: setup.registry,
+            risk_file: setup.risk_file,
+            admin: setup.admin,
+            limits_text: LimitsAssembler::default(),
         })
     }
 
@@ -277,6 +344,16 @@ impl TradingStage {
             }
             self.stats.var_evaluations += 1;
             let report = self.monitor.evaluate(account, &self.notionals, now);
+            if let Some(slot) = self.last_var.get_mut(account.index()) {
+                *slot = Some(VarView {
+                    account: account.0,
+                    ts: now,
+                    parametric: report.var.parametric,
+                    historical: report.var.historical,
+                    limit: report.var_limit,
+                    warming_up: report.var.warming_up,
+                });
+            }
             if let Some(event) = report.risk_event() {
                 self.emit_risk(&event, out);
             }
@@ -409,6 +486,28 @@ impl TradingStage {
                 }
                 self.set_state(scope, TradingState::Active, out);
             }
+            Some(ControlAction::RiskReport) => {
+                let report = self.risk_state();
+                self.answer(report);
+                return;
+            }
+            Some(ControlAction::LimitsChunk) => {
+                match self.limits_text.push(control) {
+                    Assembled::Partial => {}
+                    Assembled::Complete(text) => {
+                        let outcome = self.change_limits(&text, out);
+                        if outcome.is_err() {
+                            self.stats.limits_refused += 1;
+                        }
+                        self.answer(outcome);
+                    }
+                    Assembled::Broken(error) => {
+                        self.stats.limits_refused += 1;
+                        self.answer(Err(error));
+                    }
+                }
+                return;
+            }
             Some(ControlAction::KillSwitch) => {
                 // `arg` 1: also flatten the positions.
                 match self.risk.engage_kill_switch(scope, control.arg == 1) {
@@ -428,8 +527,132 @@ impl TradingStage {
                     Err(_) => self.stats.risk_errors += 1,
                 }
             }
-            _ => {}
+            _ => return,
         }
+        let applied = control.action().map_or("", ControlAction::name);
+        let reply = to_json(&self.risk.report(self.clock)).map(|risk| {
+            serde_json::json!({
+                "applied": applied,
+                "account": (control.account != Control::ALL_ACCOUNTS).then_some(control.account.0),
+                "risk": risk,
+            })
+        });
+        self.answer(reply);
+    }
+
+    /// Answers the admin command being handled (not when it is replayed).
+    fn answer(&mut self, reply: AdminReply) {
+        if self.cause.stream != crate::admin::ADMIN_STREAM {
+            return;
+        }
+        self.stats.admin_commands += 1;
+        if self.cause.flags & RecordHeader::FLAG_REPLAY != 0 {
+            return;
+        }
+        if let Some(admin) = &self.admin {
+            admin.answer(self.cause.seq, reply);
+        }
+    }
+
+    /// The risk state for the desk: limits, usage, trading states, the last VaR figures.
+    fn risk_state(&self) -> AdminReply {
+        let var: Vec<&VarView> = self.last_var.iter().flatten().collect();
+        Ok(serde_json::json!({
+            "engine_time_ns": self.clock.0,
+            "risk": to_json(&self.risk.report(self.clock))?,
+            "var": to_json(&var)?,
+            "open_orders": self.oms.live_count(),
+            "stats": to_json(&self.stats)?,
+        }))
+    }
+
+    /// Applies a limits change given as risk configuration text over the current one:
+    /// tables merge key by key, arrays (`[[accounts]]`, `[[risk.instruments]]`) replace
+    /// whole. All or nothing.
+    fn change_limits(&mut self, text: &str, out: &mut Emitter<'_>) -> AdminReply {
+        let merged = crate::admin::merge_risk_file(&self.risk_file, text)?;
+        if merged.accounts.len() != self.risk_file.accounts.len()
+            || merged
+                .accounts
+                .iter()
+                .zip(&self.risk_file.accounts)
+                .any(|(new, old)| new.name != old.name)
+        {
+            return Err(format!(
+                "[[accounts]] must list the running accounts in order ({})",
+                self.risk_file
+                    .accounts
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let setup = aaiti_risk::compile(&merged.risk, &merged.accounts, &self.registry)
+            .map_err(|error| error.to_string())?;
+        let change = self
+            .risk
+            .replace_limits(setup.limits)
+            .map_err(|error| error.to_string())?;
+        self.risk_file = merged;
+        for event in change.events() {
+            self.emit_risk(&event, out);
+        }
+        tracing::info!(changed = change.diffs.len(), "risk limits changed");
+        let amount = |value: i128| {
+            if value == aaiti_risk::limits::NO_LIMIT {
+                "none".to_owned()
+            } else {
+                value.to_string()
+            }
+        };
+        let changed: Vec<serde_json::Value> = change
+            .diffs
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "account": d.account,
+                    "instrument": d.instrument,
+                    "field": d.field,
+                    "old": amount(d.old),
+                    "new": amount(d.new),
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({ "changed": changed }))
+    }
+
+    /// Journals a venue report the order manager refused.
+    fn illegal_report(
+        &mut self,
+        account: AccountId,
+        instrument: InstrumentId,
+        error: Option<&crate::oms::IllegalTransition>,
+        event: &VenueEvent,
+        out: &mut Emitter<'_>,
+    ) {
+        self.stats.illegal_transitions += 1;
+        let (kind, report) = match error {
+            Some(error) => (error.index() as i64, error.event().code()),
+            None => (0, venue_event_code(&event.kind)),
+        };
+        tracing::warn!(
+            order = event.order_id.0,
+            ?event.kind,
+            kind = error.map_or("unknown_order", |e| e.name()),
+            "venue report refused by the order manager"
+        );
+        let record = RiskEvent {
+            kind: RiskEventKind::IllegalReport.code(),
+            reason: RejectReason::None.code(),
+            account,
+            instrument,
+            order_id: event.order_id,
+            value: kind,
+            limit: i64::from(report),
+            ..RiskEvent::default()
+        };
+        self.emit_risk(&record, out);
     }
 
     fn liquidation_command(&mut self, order: &FlattenOrder) -> OrderCommand {
@@ -655,7 +878,7 @@ impl TradingStage {
         }
     }
 
-    fn on_venue_event(&mut self, event: &VenueEvent) {
+    fn on_venue_event(&mut self, event: &VenueEvent, out: &mut Emitter<'_>) {
         let now = self.clock;
         let id = event.order_id;
         let Some((account, instrument, side)) = self
@@ -663,7 +886,8 @@ impl TradingStage {
             .order(id)
             .map(|order| (order.account, order.instrument, order.side))
         else {
-            self.stats.illegal_transitions += 1;
+            let all = (AccountId(u32::MAX), InstrumentId(u32::MAX));
+            self.illegal_report(all.0, all.1, None, event, out);
             return;
         };
         let events = &mut self.order_events;
@@ -737,9 +961,8 @@ impl TradingStage {
                 self.oms.on_cancel_rejected(id, reason, now, &mut push)
             }
         };
-        if result.is_err() {
-            self.stats.illegal_transitions += 1;
-            tracing::warn!(order = id.0, ?event.kind, "venue report refused by the order manager");
+        if let Err(error) = result {
+            self.illegal_report(account, instrument, Some(&error), event, out);
         }
     }
 
@@ -808,7 +1031,7 @@ impl TradingStage {
                 busy = true;
                 let events = std::mem::take(&mut self.venue_events);
                 for event in &events {
-                    self.on_venue_event(event);
+                    self.on_venue_event(event, out);
                 }
                 self.venue_events = events;
                 self.venue_events.clear();
@@ -938,6 +1161,8 @@ impl Stage for TradingStage {
                 .iter()
                 .map(|s| Ok((s.name().to_owned(), s.snapshot()?)))
                 .collect::<Result<_, String>>()?,
+            risk_file: self.risk_file.clone(),
+            last_var: self.last_var.clone(),
         };
         postcard::to_stdvec(&saved)
             .map(Some)
@@ -969,6 +1194,8 @@ impl Stage for TradingStage {
         self.clock = saved.clock;
         self.liquidation_ids = saved.liquidation_ids;
         self.stats = saved.stats;
+        self.risk_file = saved.risk_file;
+        self.last_var = saved.last_var;
         Ok(())
     }
 
@@ -987,6 +1214,8 @@ impl Stage for TradingStage {
             ("risk_errors", s.risk_errors),
             ("var_evaluations", s.var_evaluations),
             ("intents_dropped", s.intents_dropped),
+            ("admin_commands", s.admin_commands),
+            ("limits_refused", s.limits_refused),
             ("open_orders", self.oms.live_count() as u64),
         ]
         .into_iter()
