@@ -1,0 +1,878 @@
+//! FIX 4.4 tag=value codec: framing, zero-copy parsing, encoding.
+//!
+//! # Wire format
+//!
+//! A message is `8=FIX.4.4<SOH>9=<BodyLength><SOH>` followed by the body and the trailer
+//! `10=<CheckSum><SOH>`, where `<SOH>` is byte 0x01:
+//!
+//! * `BodyLength` counts the bytes from the one after the `<SOH>` that ends field 9 up to
+//!   and including the `<SOH>` before `10=`; it is 1 to 7 ASCII digits, no sign.
+//! * `CheckSum` is the sum of every byte before `10=` modulo 256, as exactly three ASCII
+//!   digits (`007`).
+//! * Every field is `<tag>=<value><SOH>`: `tag` a positive decimal number without leading
+//!   zeros, `value` at least one byte and no `<SOH>` (this codec does not carry binary
+//!   `data` fields, which FIX 4.4 allows only after a length field; none of the messages
+//!   the gateway accepts has one).
+//!
+//! [`frame`] finds where a message ends in a receive buffer (so partial reads and several
+//! messages in one read both work), [`Parser::parse`] indexes its fields without copying
+//! into a [`Message`], and [`Encoder`] writes a message into a reused buffer, filling in
+//! BodyLength and CheckSum. Nothing here allocates once the buffers are sized.
+
+use aaiti_model::UnixNanos;
+
+/// The field separator.
+pub const SOH: u8 = 0x01;
+
+/// The only BeginString accepted and sent.
+pub const BEGIN_STRING: &[u8] = b"FIX.4.4";
+
+/// `8=FIX.4.4<SOH>9=`: how every message starts.
+const PREFIX: &[u8] = b"8=FIX.4.4\x019=";
+
+/// Bytes of the trailer `10=NNN<SOH>`.
+const TRAILER_LEN: usize = 7;
+
+/// Most fields a message may have.
+pub const MAX_FIELDS: usize = 256;
+
+/// What [`frame`] found at the start of a buffer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// A whole message of this many bytes (BodyLength and CheckSum verified).
+    Complete(usize),
+    /// The message is not complete yet: read more.
+    Incomplete,
+    /// Not a message: drop this many bytes (up to the next `8=FIX` or the end) and try
+    /// again. FIX ignores garbled messages: no reject, no sequence number consumed.
+    Garbled {
+        /// Bytes to drop.
+        skip: usize,
+        /// Why.
+        reason: Garbled,
+    },
+    /// A well-formed start with another BeginString (`8=FIX.4.2`...): the session must be
+    /// ended (FIX 4.4 logs out and disconnects).
+    WrongBeginString,
+}
+
+/// Why bytes were not a message.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Garbled {
+    /// The bytes do not start with `8=`.
+    NoBeginString,
+    /// Field 9 is missing, not digits, zero, or above the limit.
+    BadBodyLength,
+    /// The trailer is not `10=NNN<SOH>` where BodyLength says it is.
+    BadTrailer,
+    /// The checksum does not match.
+    BadCheckSum,
+}
+
+/// Finds the first message in `buf`. `max_len` bounds a message's total size: a longer
+/// BodyLength is garbled (so a peer cannot make the receive buffer grow without bound).
+pub fn frame(buf: &[u8], max_len: usize) -> Framing {
+    if buf.is_empty() {
+        return Framing::Incomplete;
+    }
+    // The fixed prefix, as far as we have it.
+    let have = buf.len().min(PREFIX.len());
+    if buf[..have] != PREFIX[..have] {
+        if buf.len() >= 2 && &buf[..2] == b"8=" {
+            // `8=` then something else: another BeginString, if it is a well-formed field.
+            if let Some(end) = memchr(SOH, &buf[2..]) {
+                let value = &buf[2..2 + end];
+                if value != BEGIN_STRING && value.starts_with(b"FIX") {
+                    return Framing::WrongBeginString;
+                }
+            } else if buf.len() < 2 + 16 {
+                return Framing::Incomplete;
+            }
+        } else if buf.len() == 1 && buf[0] == b'8' {
+            return Framing::Incomplete;
+        }
+        return garbled(buf, Garbled::NoBeginString);
+    }
+    if buf.len() < PREFIX.len() {
+        return Framing::Incomplete;
+    }
+    // BodyLength digits.
+    let digits_start = PREFIX.len();
+    let mut body_len = 0_usize;
+    let mut at = digits_start;
+    loop {
+        let Some(&byte) = buf.get(at) else {
+            return if at - digits_start > 7 {
+                garbled(buf, Garbled::BadBodyLength)
+            } else {
+                Framing::Incomplete
+            };
+        };
+        match byte {
+            b'0'..=b'9' if at - digits_start < 7 => {
+                body_len = body_len * 10 + usize::from(byte - b'0');
+            }
+            SOH if at > digits_start => break,
+            _ => return garbled(buf, Garbled::BadBodyLength),
+        }
+        at += 1;
+    }
+    let body_start = at + 1;
+    let total = body_start + body_len + TRAILER_LEN;
+    if body_len == 0 || total > max_len {
+        return garbled(buf, Garbled::BadBodyLength);
+    }
+    if buf.len() < total {
+        return Framing::Incomplete;
+    }
+    let trailer = &buf[body_start + body_len..total];
+    if buf[body_start + body_len - 1] != SOH
+        || &trailer[..3] != b"10="
+        || trailer[6] != SOH
+        || !trailer[3..6].iter().all(u8::is_ascii_digit)
+    {
+        return garbled(buf, Garbled::BadTrailer);
+    }
+    let stated = u32::from(trailer[3] - b'0') * 100
+        + u32::from(trailer[4] - b'0') * 10
+        + u32::from(trailer[5] - b'0');
+    if stated != u32::from(checksum(&buf[..body_start + body_len])) {
+        return garbled(buf, Garbled::BadCheckSum);
+    }
+    Framing::Complete(total)
+}
+
+/// Drops bytes up to the next possible message start after the first byte.
+fn garbled(buf: &[u8], reason: Garbled) -> Framing {
+    let skip = find(&buf[1..], b"8=FIX").map_or(buf.len(), |at| at + 1);
+    Framing::Garbled { skip, reason }
+}
+
+/// The FIX checksum of `bytes`: their sum modulo 256.
+pub fn checksum(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0_u8, |sum, &byte| sum.wrapping_add(byte))
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&byte| byte == needle)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// One field of a parsed message: its tag and where its value lies in the message.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Field {
+    /// Tag number.
+    pub tag: u32,
+    /// Value start (byte offset in the message).
+    pub start: u32,
+    /// Value end (exclusive).
+    pub end: u32,
+}
+
+/// Why a framed message's fields could not be read. Each maps to a FIX
+/// SessionRejectReason (373) with the tag concerned as RefTagID (371).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// A tag is not a positive decimal number (reason 0, invalid tag number).
+    #[error("invalid tag number at byte {at}")]
+    InvalidTag {
+        /// Byte offset.
+        at: usize,
+    },
+    /// A field has no value (reason 4, tag specified without a value).
+    #[error("tag {tag} has no value")]
+    EmptyValue {
+        /// The tag.
+        tag: u32,
+    },
+    /// More than [`MAX_FIELDS`] fields.
+    #[error("more than {MAX_FIELDS} fields")]
+    TooManyFields,
+    /// The message does not begin with fields 8, 9, 35 in this order (reason 14, tag
+    /// specified out of required order).
+    #[error("header field {tag} out of order")]
+    HeaderOrder {
+        /// The tag found or expected.
+        tag: u32,
+    },
+    /// The CheckSum is not the last field (reason 14).
+    #[error("CheckSum is not the last field")]
+    TrailerOrder,
+}
+
+impl ParseError {
+    /// The SessionRejectReason (373) code.
+    pub const fn session_reject_reason(&self) -> u32 {
+        match self {
+            Self::InvalidTag { .. } => 0,
+            Self::EmptyValue { .. } => 4,
+            Self::TooManyFields => 5,
+            Self::HeaderOrder { .. } | Self::TrailerOrder => 14,
+        }
+    }
+
+    /// The tag concerned (RefTagID, 371), when there is one.
+    pub const fn ref_tag(&self) -> Option<u32> {
+        match *self {
+            Self::EmptyValue { tag } | Self::HeaderOrder { tag } => Some(tag),
+            Self::TrailerOrder => Some(10),
+            Self::InvalidTag { .. } | Self::TooManyFields => None,
+        }
+    }
+}
+
+/// Indexes a framed message's fields into a reused table (no allocation after the first
+/// use).
+#[derive(Debug)]
+pub struct Parser {
+    fields: Vec<Field>,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Parser {
+    /// A parser with room for [`MAX_FIELDS`] fields.
+    pub fn new() -> Self {
+        Self {
+            fields: Vec::with_capacity(MAX_FIELDS),
+        }
+    }
+
+    /// Indexes `bytes`, one whole message as [`frame`] delimited it.
+    ///
+    /// # Errors
+    ///
+    /// A field that is not `tag=value<SOH>`, or header fields out of order.
+    pub fn parse<'a>(&'a mut self, bytes: &'a [u8]) -> Result<Message<'a>, ParseError> {
+        self.fields.clear();
+        let mut at = 0_usize;
+        while at < bytes.len() {
+            let mut tag = 0_u32;
+            let tag_start = at;
+            while let Some(&byte) = bytes.get(at) {
+                if byte == b'=' {
+                    break;
+                }
+                if !byte.is_ascii_digit()
+                    || (at == tag_start && byte == b'0')
+                    || at - tag_start >= 9
+                {
+                    return Err(ParseError::InvalidTag { at: tag_start });
+                }
+                tag = tag * 10 + u32::from(byte - b'0');
+                at += 1;
+            }
+            if at == tag_start || at >= bytes.len() {
+                return Err(ParseError::InvalidTag { at: tag_start });
+            }
+            let start = at + 1;
+            let Some(len) = memchr(SOH, &bytes[start..]) else {
+                return Err(ParseError::EmptyValue { tag });
+            };
+            if len == 0 {
+                return Err(ParseError::EmptyValue { tag });
+            }
+            if self.fields.len() == MAX_FIELDS {
+                return Err(ParseError::TooManyFields);
+            }
+            self.fields.push(Field {
+                tag,
+                start: start as u32,
+                end: (start + len) as u32,
+            });
+            at = start + len + 1;
+        }
+        for (index, expected) in [8_u32, 9, 35].into_iter().enumerate() {
+            if self.fields.get(index).map(|f| f.tag) != Some(expected) {
+                return Err(ParseError::HeaderOrder { tag: expected });
+            }
+        }
+        if self.fields.last().map(|f| f.tag) != Some(10)
+            || self.fields[..self.fields.len() - 1]
+                .iter()
+                .any(|f| f.tag == 10)
+        {
+            return Err(ParseError::TrailerOrder);
+        }
+        Ok(Message {
+            bytes,
+            fields: &self.fields,
+        })
+    }
+}
+
+/// A parsed message: the bytes and their field index.
+#[derive(Copy, Clone, Debug)]
+pub struct Message<'a> {
+    bytes: &'a [u8],
+    fields: &'a [Field],
+}
+
+impl<'a> Message<'a> {
+    /// The whole message.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Every field, in message order (header, body, trailer).
+    pub fn fields(&self) -> &'a [Field] {
+        self.fields
+    }
+
+    /// The value of `field`.
+    pub fn value(&self, field: &Field) -> &'a [u8] {
+        &self.bytes[field.start as usize..field.end as usize]
+    }
+
+    /// The MsgType (35).
+    pub fn msg_type(&self) -> &'a [u8] {
+        self.value(&self.fields[2])
+    }
+
+    /// The first value of `tag`.
+    pub fn get(&self, tag: u32) -> Option<&'a [u8]> {
+        self.fields
+            .iter()
+            .find(|f| f.tag == tag)
+            .map(|f| self.value(f))
+    }
+
+    /// Index of the first field with `tag`.
+    pub fn position(&self, tag: u32) -> Option<usize> {
+        self.fields.iter().position(|f| f.tag == tag)
+    }
+
+    /// The first value of `tag` as a non-negative integer.
+    ///
+    /// # Errors
+    ///
+    /// [`FieldError::Format`] if it is not digits (or overflows).
+    pub fn get_u64(&self, tag: u32) -> Result<Option<u64>, FieldError> {
+        self.get(tag)
+            .map(|value| parse_u64(value).ok_or(FieldError::Format { tag }))
+            .transpose()
+    }
+
+    /// The first value of `tag` as a single character.
+    ///
+    /// # Errors
+    ///
+    /// [`FieldError::Format`] if it is longer than one byte.
+    pub fn get_char(&self, tag: u32) -> Result<Option<u8>, FieldError> {
+        self.get(tag)
+            .map(|value| match value {
+                [byte] => Ok(*byte),
+                _ => Err(FieldError::Format { tag }),
+            })
+            .transpose()
+    }
+
+    /// The first value of `tag` as a UTCTimestamp.
+    ///
+    /// # Errors
+    ///
+    /// [`FieldError::Format`] if it is not `YYYYMMDD-HH:MM:SS[.s...]`.
+    pub fn get_timestamp(&self, tag: u32) -> Result<Option<UnixNanos>, FieldError> {
+        self.get(tag)
+            .map(|value| parse_utc_timestamp(value).ok_or(FieldError::Format { tag }))
+            .transpose()
+    }
+
+    /// MsgSeqNum (34).
+    ///
+    /// # Errors
+    ///
+    /// Missing or not a number.
+    pub fn seq_num(&self) -> Result<u64, FieldError> {
+        self.get_u64(34)?.ok_or(FieldError::Missing { tag: 34 })
+    }
+}
+
+/// A field's value does not fit its type.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    /// Required and missing (SessionRejectReason 1).
+    #[error("required tag {tag} missing")]
+    Missing {
+        /// The tag.
+        tag: u32,
+    },
+    /// Wrong format for its type (SessionRejectReason 6).
+    #[error("incorrect data format for tag {tag}")]
+    Format {
+        /// The tag.
+        tag: u32,
+    },
+    /// A value outside the tag's range or enumeration (SessionRejectReason 5).
+    #[error("value is incorrect (out of range) for tag {tag}")]
+    Range {
+        /// The tag.
+        tag: u32,
+    },
+}
+
+impl FieldError {
+    /// The SessionRejectReason (373) code.
+    pub const fn session_reject_reason(&self) -> u32 {
+        match self {
+            Self::Missing { .. } => 1,
+            Self::Format { .. } => 6,
+            Self::Range { .. } => 5,
+        }
+    }
+
+    /// The tag concerned (RefTagID, 371).
+    pub const fn tag(&self) -> u32 {
+        match *self {
+            Self::Missing { tag } | Self::Format { tag } | Self::Range { tag } => tag,
+        }
+    }
+}
+
+/// Digits as a `u64` (no sign, no spaces, at most 19 digits).
+pub fn parse_u64(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 {
+        return None;
+    }
+    value.iter().try_fold(0_u64, |n, &byte| {
+        byte.is_ascii_digit()
+            .then(|| n * 10 + u64::from(byte - b'0'))
+    })
+}
+
+/// A FIX UTCTimestamp, `YYYYMMDD-HH:MM:SS` with optional `.sss`, `.ssssss` or
+/// `.sssssssss`, as nanoseconds since the Unix epoch (years 1970 to 2262).
+pub fn parse_utc_timestamp(value: &[u8]) -> Option<UnixNanos> {
+    if value.len() < 17 || value[8] != b'-' || value[11] != b':' || value[14] != b':' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u64> { parse_u64(&value[range]) };
+    let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (hour, minute, second) = (num(9..11)?, num(12..14)?, num(15..17)?);
+    if !(1970..=2262).contains(&year)
+        || !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let fraction = match value.len() {
+        17 => 0,
+        21 | 24 | 27 if value[17] == b'.' => {
+            let digits = &value[18..];
+            parse_u64(digits)? * 10_u64.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    seconds
+        .checked_mul(1_000_000_000)?
+        .checked_add(fraction)
+        .map(UnixNanos)
+}
+
+fn is_leap(year: u64) -> bool {
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
+}
+
+fn days_in_month(year: u64, month: u64) -> u64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to the date (years from 1970 on).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    // Howard Hinnant's algorithm, on unsigned values (eras from year 0).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day count since 1970-01-01.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Writes messages into one reused buffer, computing BodyLength and CheckSum.
+///
+/// ```
+/// use aaiti_gateway::fix::codec::Encoder;
+/// let mut encoder = Encoder::new(1024);
+/// encoder.begin(b"0");
+/// encoder.str(49, b"AAITI");
+/// encoder.str(56, b"DESK");
+/// encoder.uint(34, 2);
+/// let message = encoder.finish();
+/// assert!(message.starts_with(b"8=FIX.4.4\x019="));
+/// ```
+#[derive(Debug)]
+pub struct Encoder {
+    buf: Vec<u8>,
+    /// Where the body (`35=`...) starts: the header prefix is written right before it.
+    body_start: usize,
+    /// Where the finished message starts.
+    message_start: usize,
+}
+
+/// Room kept in front of the body for `8=FIX.4.4<SOH>9=NNNNNNN<SOH>`.
+const HEADER_ROOM: usize = PREFIX.len() + 8;
+
+impl Encoder {
+    /// An encoder whose buffer starts with room for `capacity` bytes (it grows if a message
+    /// needs more).
+    pub fn new(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity.max(HEADER_ROOM + 64));
+        buf.resize(HEADER_ROOM, 0);
+        Self {
+            buf,
+            body_start: HEADER_ROOM,
+            message_start: 0,
+        }
+    }
+
+    /// Starts a message of type `msg_type` (field 35).
+    pub fn begin(&mut self, msg_type: &[u8]) {
+        self.buf.truncate(HEADER_ROOM);
+        self.body_start = HEADER_ROOM;
+        self.str(35, msg_type);
+    }
+
+    fn tag(&mut self, tag: u32) {
+        push_u64(&mut self.buf, u64::from(tag));
+        self.buf.push(b'=');
+    }
+
+    /// A field with raw bytes (must not contain SOH; the caller's values come from
+    /// validated inputs or constants).
+    pub fn str(&mut self, tag: u32, value: &[u8]) {
+        self.tag(tag);
+        self.buf.extend_from_slice(value);
+        self.buf.push(SOH);
+    }
+
+    /// An unsigned integer field.
+    pub fn uint(&mut self, tag: u32, value: u64) {
+        self.tag(tag);
+        push_u64(&mut self.buf, value);
+        self.buf.push(SOH);
+    }
+
+    /// A signed integer field.
+    pub fn int(&mut self, tag: u32, value: i64) {
+        self.tag(tag);
+        if value < 0 {
+            self.buf.push(b'-');
+        }
+        push_u64(&mut self.buf, value.unsigned_abs());
+        self.buf.push(SOH);
+    }
+
+    /// A single-character field.
+    pub fn char(&mut self, tag: u32, value: u8) {
+        self.tag(tag);
+        self.buf.push(value);
+        self.buf.push(SOH);
+    }
+
+    /// A boolean field (`Y`/`N`).
+    pub fn bool(&mut self, tag: u32, value: bool) {
+        self.char(tag, if value { b'Y' } else { b'N' });
+    }
+
+    /// A decimal field from a fixed-point mantissa with `places` decimals (exact, trailing
+    /// zeros of the fraction dropped).
+    pub fn decimal(&mut self, tag: u32, mantissa: i64, places: u8) {
+        self.tag(tag);
+        if mantissa < 0 {
+            self.buf.push(b'-');
+        }
+        let magnitude = mantissa.unsigned_abs();
+        let unit = 10_u64.pow(u32::from(places.min(19)));
+        push_u64(&mut self.buf, magnitude / unit);
+        let mut fraction = magnitude % unit;
+        if fraction != 0 {
+            let mut digits = places;
+            while fraction.is_multiple_of(10) {
+                fraction /= 10;
+                digits -= 1;
+            }
+            self.buf.push(b'.');
+            let mut scratch = [b'0'; 20];
+            let mut at = usize::from(digits);
+            while at > 0 {
+                at -= 1;
+                scratch[at] = b'0' + (fraction % 10) as u8;
+                fraction /= 10;
+            }
+            self.buf.extend_from_slice(&scratch[..usize::from(digits)]);
+        }
+        self.buf.push(SOH);
+    }
+
+    /// A UTCTimestamp field with milliseconds (`YYYYMMDD-HH:MM:SS.sss`).
+    pub fn timestamp(&mut self, tag: u32, time: UnixNanos) {
+        self.tag(tag);
+        let seconds = time.0 / 1_000_000_000;
+        let millis = (time.0 % 1_000_000_000) / 1_000_000;
+        let (year, month, day) = civil_from_days(seconds / 86_400);
+        let of_day = seconds % 86_400;
+        let mut text = *b"00000000-00:00:00.000";
+        let mut put = |at: usize, width: usize, mut value: u64| {
+            for index in (at..at + width).rev() {
+                text[index] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(4, 2, month);
+        put(6, 2, day);
+        put(9, 2, of_day / 3_600);
+        put(12, 2, of_day % 3_600 / 60);
+        put(15, 2, of_day % 60);
+        put(18, 3, millis);
+        self.buf.extend_from_slice(&text);
+        self.buf.push(SOH);
+    }
+
+    /// Finishes the message: writes BeginString and BodyLength before the body and the
+    /// CheckSum after it. The slice is valid until the next `begin`.
+    pub fn finish(&mut self) -> &[u8] {
+        let body_len = self.buf.len() - self.body_start;
+        let mut digits = [0_u8; 8];
+        let mut n = body_len;
+        let mut count = 0;
+        loop {
+            digits[7 - count] = b'0' + (n % 10) as u8;
+            count += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let header_len = PREFIX.len() + count + 1;
+        let start = self.body_start - header_len;
+        self.buf[start..start + PREFIX.len()].copy_from_slice(PREFIX);
+        self.buf[start + PREFIX.len()..start + PREFIX.len() + count]
+            .copy_from_slice(&digits[8 - count..]);
+        self.buf[self.body_start - 1] = SOH;
+        let sum = checksum(&self.buf[start..]);
+        self.buf.extend_from_slice(b"10=");
+        self.buf.push(b'0' + sum / 100);
+        self.buf.push(b'0' + sum / 10 % 10);
+        self.buf.push(b'0' + sum % 10);
+        self.buf.push(SOH);
+        self.message_start = start;
+        &self.buf[start..]
+    }
+
+    /// The last finished message.
+    pub fn message(&self) -> &[u8] {
+        &self.buf[self.message_start..]
+    }
+}
+
+fn push_u64(buf: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0_u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fix(text: &str) -> Vec<u8> {
+        text.replace('|', "\x01").into_bytes()
+    }
+
+    /// A message with correct BodyLength and CheckSum from its body (`35=...|`).
+    fn message(body: &str) -> Vec<u8> {
+        let body = fix(body);
+        let mut out = format!("8=FIX.4.4\x019={}\x01", body.len()).into_bytes();
+        out.extend_from_slice(&body);
+        let sum = checksum(&out);
+        out.extend_from_slice(format!("10={sum:03}\x01").as_bytes());
+        out
+    }
+
+    #[test]
+    fn frames_whole_partial_and_back_to_back_messages() {
+        let one = message("35=0|49=A|56=B|34=2|52=20240101-00:00:00.000|");
+        assert_eq!(frame(&one, 4096), Framing::Complete(one.len()));
+        for cut in 0..one.len() {
+            assert_eq!(
+                frame(&one[..cut], 4096),
+                Framing::Incomplete,
+                "cut at {cut}"
+            );
+        }
+        let mut two = one.clone();
+        two.extend_from_slice(&one);
+        assert_eq!(frame(&two, 4096), Framing::Complete(one.len()));
+    }
+
+    #[test]
+    fn garbled_input_is_skipped_to_the_next_message() {
+        let good = message("35=0|49=A|56=B|34=2|");
+        let mut bad = good.clone();
+        let last = bad.len() - 2;
+        bad[last] = if bad[last] == b'9' {
+            b'0'
+        } else {
+            bad[last] + 1
+        };
+        assert_eq!(
+            frame(&bad, 4096),
+            Framing::Garbled {
+                skip: bad.len(),
+                reason: Garbled::BadCheckSum
+            }
+        );
+        let mut noise = b"hello".to_vec();
+        noise.extend_from_slice(&good);
+        assert_eq!(
+            frame(&noise, 4096),
+            Framing::Garbled {
+                skip: 5,
+                reason: Garbled::NoBeginString
+            }
+        );
+        assert!(matches!(
+            frame(b"8=FIX.4.4\x019=12x\x01", 4096),
+            Framing::Garbled {
+                reason: Garbled::BadBodyLength,
+                ..
+            }
+        ));
+        assert!(matches!(
+            frame(&good, 20),
+            Framing::Garbled {
+                reason: Garbled::BadBodyLength,
+                ..
+            }
+        ));
+        assert_eq!(
+            frame(b"8=FIX.4.2\x019=5\x01", 4096),
+            Framing::WrongBeginString
+        );
+    }
+
+    #[test]
+    fn parses_fields_in_place() {
+        let bytes = message("35=D|49=DESK|56=AAITI|34=12|52=20240101-12:30:45.123|11=abc|");
+        let mut parser = Parser::new();
+        let msg = parser.parse(&bytes).unwrap();
+        assert_eq!(msg.msg_type(), b"D");
+        assert_eq!(msg.get(11), Some(&b"abc"[..]));
+        assert_eq!(msg.seq_num(), Ok(12));
+        assert_eq!(
+            msg.get_timestamp(52),
+            Ok(Some(UnixNanos(1_704_112_245_123_000_000)))
+        );
+        assert_eq!(msg.get(999), None);
+    }
+
+    #[test]
+    fn parse_errors_name_the_reject_reason() {
+        let mut parser = Parser::new();
+        let bytes = message("35=D|49=|");
+        assert_eq!(
+            parser.parse(&bytes).unwrap_err(),
+            ParseError::EmptyValue { tag: 49 }
+        );
+        let bytes = message("35=D|4x9=A|");
+        assert_eq!(parser.parse(&bytes).unwrap_err().session_reject_reason(), 0);
+        let bytes = fix("8=FIX.4.4|35=D|9=5|10=000|");
+        assert_eq!(
+            parser.parse(&bytes).unwrap_err(),
+            ParseError::HeaderOrder { tag: 9 }
+        );
+    }
+
+    #[test]
+    fn encoder_round_trips_through_the_parser() {
+        let mut encoder = Encoder::new(256);
+        encoder.begin(b"8");
+        encoder.str(49, b"AAITI");
+        encoder.uint(34, 1234);
+        encoder.int(99, -5);
+        encoder.decimal(44, 6_500_012_000, 5);
+        encoder.decimal(38, 100_000, 5);
+        encoder.decimal(31, -1, 2);
+        encoder.timestamp(60, UnixNanos(1_704_112_245_123_456_789));
+        let bytes = encoder.finish().to_vec();
+        assert_eq!(frame(&bytes, 4096), Framing::Complete(bytes.len()));
+        let mut parser = Parser::new();
+        let msg = parser.parse(&bytes).unwrap();
+        assert_eq!(msg.get(44), Some(&b"65000.12"[..]));
+        assert_eq!(msg.get(38), Some(&b"1"[..]));
+        assert_eq!(msg.get(31), Some(&b"-0.01"[..]));
+        assert_eq!(msg.get(99), Some(&b"-5"[..]));
+        assert_eq!(msg.get(60), Some(&b"20240101-12:30:45.123"[..]));
+        // A second message reuses the buffer.
+        encoder.begin(b"0");
+        encoder.uint(34, 2);
+        let again = encoder.finish();
+        assert_eq!(frame(again, 4096), Framing::Complete(again.len()));
+    }
+
+    #[test]
+    fn timestamps_round_trip_across_dates() {
+        let mut encoder = Encoder::new(128);
+        for nanos in [
+            0_u64,
+            951_782_400_000_000_000,   // 2000-02-29
+            1_709_251_199_999_000_000, // 2024-02-29 23:59:59.999
+            4_102_444_800_000_000_000, // 2100-01-01
+        ] {
+            encoder.begin(b"0");
+            encoder.timestamp(52, UnixNanos(nanos));
+            let bytes = encoder.finish().to_vec();
+            let mut parser = Parser::new();
+            let msg = parser.parse(&bytes).unwrap();
+            assert_eq!(msg.get_timestamp(52), Ok(Some(UnixNanos(nanos))));
+        }
+        assert_eq!(parse_utc_timestamp(b"20230229-00:00:00"), None);
+        assert_eq!(parse_utc_timestamp(b"20240101-24:00:00"), None);
+        assert_eq!(parse_utc_timestamp(b"20240101-00:00:00.1"), None);
+        assert!(parse_utc_timestamp(b"20240101-00:00:00.123456").is_some());
+    }
+}
