@@ -6,5 +6,7 @@
 //!   position estimates, maker/taker fees, snapshots).
 #![forbid(unsafe_code)]
 
+pub mod binance;
 pub mod fix;
 pub mod paper;
+pub mod secrets;

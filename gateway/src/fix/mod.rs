@@ -2,3 +2,10 @@
 //! validates against, the session layer and the acceptor.
 
 pub mod codec;
+pub mod dictionary;
+pub mod app;
+pub mod session;
+pub mod store;
+pub mod auth;
+pub mod throttle;
+pub mod acceptor;

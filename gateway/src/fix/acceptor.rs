@@ -1,0 +1,1 @@
+//! The FIX acceptor: many sessions on one `mio` event loop.

@@ -1,0 +1,1 @@
+//! Logon authentication: argon2 password hashes, failed-logon accounting and slow-down.

@@ -1,0 +1,1 @@
+//! Exchange API secrets encrypted at rest (AES-256-GCM).
