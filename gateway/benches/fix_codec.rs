@@ -1,0 +1,2 @@
+//! FIX codec benchmark (being written).
+fn main() {}
