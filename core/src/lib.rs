@@ -15,6 +15,7 @@ pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod desk;
 pub mod engine;
 pub mod live;
 pub mod market;

@@ -1088,6 +1088,9 @@ crate::order::wire_enum!(
         /// << 16 | piece count. The pieces of one change are consecutive on their stream;
         /// the change applies, whole or not at all, when its last piece arrives.
         LimitsChunk = 9 => "limits_chunk",
+        /// A desk asks for an order's state; changes nothing. `account` is the order's
+        /// account, `text` its client order id (zero-padded).
+        OrderStatus = 10 => "order_status",
     }
 );
 

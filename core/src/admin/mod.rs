@@ -76,6 +76,13 @@ pub enum AdminCommand {
         #[serde(default)]
         account: Option<String>,
     },
+    /// The state of one order, by account and client order id (a desk's status request).
+    OrderStatus {
+        /// Account name.
+        account: String,
+        /// Client order id (at most 40 bytes).
+        client_order_id: String,
+    },
     /// Engage the kill switch: halt, cancel every open order, optionally flatten.
     KillSwitch {
         /// Account name; none: global.
@@ -220,6 +227,22 @@ impl AdminSource {
                 u64::from(*flatten),
             )],
             AdminCommand::SetLimits { toml } => limits_chunks(toml, self.seq + 1)?,
+            AdminCommand::OrderStatus {
+                account,
+                client_order_id,
+            } => {
+                let bytes = client_order_id.as_bytes();
+                if bytes.is_empty() || bytes.len() > 40 {
+                    return Err("a client order id has 1 to 40 bytes".to_owned());
+                }
+                let mut record = control(
+                    ControlAction::OrderStatus,
+                    self.account(Some(account))?,
+                    0,
+                );
+                record.text[..bytes.len()].copy_from_slice(bytes);
+                vec![record]
+            }
         })
     }
 

@@ -491,6 +491,11 @@ impl TradingStage {
                 self.answer(report);
                 return;
             }
+            Some(ControlAction::OrderStatus) => {
+                let status = self.order_status(control);
+                self.answer(status);
+                return;
+            }
             Some(ControlAction::LimitsChunk) => {
                 match self.limits_text.push(control) {
                     Assembled::Partial => {}
@@ -563,6 +568,38 @@ impl TradingStage {
             "var": to_json(&var)?,
             "open_orders": self.oms.live_count(),
             "stats": to_json(&self.stats)?,
+        }))
+    }
+
+    /// One order's state, by account and client order id (the `text` of the request).
+    fn order_status(&self, control: &Control) -> AdminReply {
+        let used = control
+            .text
+            .iter()
+            .rposition(|&byte| byte != 0)
+            .map_or(0, |last| last + 1);
+        let id = aaiti_model::ClientOrderId::new(&control.text[..used])
+            .map_err(|error| format!("client order id: {error}"))?;
+        let order = self
+            .oms
+            .find_by_client_id(control.account, &id)
+            .ok_or_else(|| "unknown order".to_owned())?;
+        Ok(serde_json::json!({
+            "order_id": order.id.0,
+            "account": order.account.0,
+            "instrument": order.instrument.0,
+            "client_order_id": String::from_utf8_lossy(order.client_order_id.as_bytes()),
+            "side": order.side.name(),
+            "order_type": order.order_type.name(),
+            "time_in_force": order.time_in_force.name(),
+            "price": order.price.0,
+            "stop_price": order.stop_price.0,
+            "qty": order.qty.0,
+            "cum_qty": order.cum_qty.0,
+            "leaves_qty": order.leaves_qty().0,
+            "avg_price": order.avg_price().0,
+            "status": format!("{:?}", order.status),
+            "pending": !matches!(order.pending, Pending::None),
         }))
     }
 
