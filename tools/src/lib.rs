@@ -14,4 +14,5 @@
     )
 )]
 
+pub mod fixload;
 pub mod journal_cli;

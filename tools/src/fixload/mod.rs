@@ -1,0 +1,1 @@
+//! The FIX load generator (being written).
