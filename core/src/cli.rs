@@ -41,6 +41,17 @@ enum Command {
     /// risk state, change risk limits, halt, resume, engage the kill switch. Every command
     /// is journaled and takes effect between two events.
     Admin(AdminArgs),
+    /// FIX gateway utilities.
+    #[command(subcommand)]
+    Fix(FixCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum FixCommand {
+    /// Read a password from standard input (one line) and print its argon2 hash for a
+    /// `[[gateway.sessions]]` entry: `auth = { type = "password", username = "...", hash =
+    /// "<this>" }`. The password itself is never stored.
+    HashPassword,
 }
 
 #[derive(Debug, Args)]
@@ -231,6 +242,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin(args) => admin(args),
+        Command::Fix(FixCommand::HashPassword) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                anyhow::bail!("no password on standard input");
+            }
+            let hash = aaiti_gateway::fix::auth::hash_password(password.as_bytes())
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            writeln!(stdout, "{hash}")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Placement(args) => {
             let loaded = config::load(args.config.as_deref())?;
             let options = RunOptions {
@@ -253,6 +276,8 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             format!("cannot tell the venue of {file} from its name; pass --venue")
         })?,
     };
+    // A replay check serves no desk.
+    loaded.config.gateway.enabled = false;
     loaded.config.sources = vec![SourceConfig::Replay {
         name: "replay".to_owned(),
         venue,

@@ -63,6 +63,43 @@ pub struct Config {
     /// `[admin]`: run-time administration.
     #[serde(default)]
     pub admin: AdminSection,
+    /// `[gateway]`: the FIX 4.4 acceptor for the desk.
+    #[serde(default)]
+    pub gateway: GatewaySection,
+}
+
+/// `[gateway]`: the FIX 4.4 acceptor for the quant desk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// Listen for the desk (needs the trading stage).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `[gateway.acceptor]`: listen address, limits, timeouts.
+    #[serde(default)]
+    pub acceptor: aaiti_gateway::fix::acceptor::AcceptorConfig,
+    /// Sent application messages each session keeps in memory for resends (older ones are
+    /// gap-filled); every sent message is journaled in `fix/` under the data directory.
+    #[serde(default = "default_resend_capacity")]
+    pub resend_capacity: usize,
+    /// `[[gateway.sessions]]`: one per CompID pair.
+    #[serde(default)]
+    pub sessions: Vec<aaiti_gateway::fix::session::SessionConfig>,
+}
+
+fn default_resend_capacity() -> usize {
+    100_000
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            acceptor: aaiti_gateway::fix::acceptor::AcceptorConfig::default(),
+            resend_capacity: default_resend_capacity(),
+            sessions: Vec::new(),
+        }
+    }
 }
 
 /// `[admin]`.

@@ -22,6 +22,8 @@ use serde::Serialize;
 use crate::admin::socket::AdminServer;
 use crate::admin::{ADMIN_STREAM, AdminHandle, AdminReplies};
 use crate::config::{ConfigError, LoadedConfig, Retention, SourceConfig, StrategyConfig};
+use crate::desk::gateway::{GatewaySetup, GatewaySource};
+use crate::desk::{DESK_STREAM, DeskFeed, DeskStage};
 use crate::live::{LiveSettings, live_source};
 use crate::replay::{ReplaySource, parse_speed};
 use crate::runtime::{Pipeline, Plan, RunReport, Running, SnapshotTrigger, StopHandle, plan};
@@ -86,12 +88,26 @@ pub struct SnapshotUse {
     pub covered_seq: u64,
 }
 
-/// The pipeline the configuration describes, up to the trading stage (the journal stage and
-/// the counter are added by [`start`]), and the handle that submits admin commands to it.
+/// The pipeline the configuration describes, up to the trading stage (the journal stage, the
+/// desk stage and the counter are added by [`start`]).
+pub struct Built {
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// Submits admin commands.
+    pub admin: AdminHandle,
+    /// The desk stage, when the FIX gateway runs (it goes after the journal stage).
+    pub desk: Option<DeskStage>,
+    /// The address the FIX gateway listens on, when it runs.
+    pub fix_address: Option<std::net::SocketAddr>,
+}
+
+/// Builds the pipeline the configuration describes (see [`Built`]). With `bind` false the
+/// FIX gateway is left out (for plans and checks: nothing listens).
 pub fn build_pipeline(
     loaded: &LoadedConfig,
     options: &RunOptions,
-) -> anyhow::Result<(Pipeline, AdminHandle)> {
+    bind: bool,
+) -> anyhow::Result<Built> {
     let config = &loaded.config;
     let mut pipeline = Pipeline::new(config.pipeline.ring_settings());
     for (index, source) in config.sources.iter().enumerate() {
@@ -167,7 +183,66 @@ pub fn build_pipeline(
     if trading {
         pipeline = pipeline.stage(Box::new(trading_stage(loaded, Some(admin_replies))?));
     }
-    Ok((pipeline, admin))
+    let mut desk = None;
+    let mut fix_address = None;
+    if bind && gateway_runs(loaded) {
+        let (source, stage) = desk_gateway(loaded, options, admin.clone())?;
+        fix_address = Some(source.local_addr());
+        pipeline = pipeline.source(Box::new(source));
+        desk = Some(stage);
+    }
+    Ok(Built {
+        pipeline,
+        admin,
+        desk,
+        fix_address,
+    })
+}
+
+/// Whether the FIX gateway runs: `[gateway] enabled`, sessions configured, and a trading
+/// stage to take the orders.
+fn gateway_runs(loaded: &LoadedConfig) -> bool {
+    let config = &loaded.config;
+    config.gateway.enabled
+        && !config.gateway.sessions.is_empty()
+        && config.trading.enabled
+        && !config.accounts.is_empty()
+}
+
+/// The FIX gateway source and its desk stage.
+fn desk_gateway(
+    loaded: &LoadedConfig,
+    options: &RunOptions,
+    admin: AdminHandle,
+) -> anyhow::Result<(GatewaySource, DeskStage)> {
+    let config = &loaded.config;
+    let feed = DeskFeed::new(loaded.registry.len());
+    let (stage, outbound) = DeskStage::new(&loaded.registry, std::sync::Arc::clone(&feed))
+        .map_err(anyhow::Error::msg)?;
+    let durability = config
+        .journal
+        .writer_config()
+        .map_err(anyhow::Error::msg)?
+        .durability;
+    let source = GatewaySource::new(GatewaySetup {
+        acceptor: config.gateway.acceptor.clone(),
+        sessions: config.gateway.sessions.clone(),
+        registry: loaded.registry.clone(),
+        accounts: config.accounts.iter().map(|a| a.name.clone()).collect(),
+        store_dir: options
+            .data_dir
+            .as_ref()
+            .filter(|_| config.journal.enabled)
+            .map(|dir| dir.join("fix")),
+        durability,
+        resend_capacity: config.gateway.resend_capacity,
+        admin,
+        outbound,
+        feed,
+    })
+    .map_err(|error| anyhow::anyhow!("{}: [gateway]: {error:#}", loaded.origin))?;
+    tracing::info!(address = %source.local_addr(), "FIX gateway listening");
+    Ok((source, stage))
 }
 
 /// Most working orders a `flow` strategy may keep (its order list is pre-sized).
@@ -279,9 +354,14 @@ fn attach_journal_and_recover(
     loaded: &LoadedConfig,
     options: &RunOptions,
     mut pipeline: Pipeline,
+    desk: Option<DeskStage>,
 ) -> anyhow::Result<(Pipeline, Option<JournalSetup>)> {
     let section = &loaded.config.journal;
+    let gateway = desk.is_some();
     let Some(data_dir) = options.data_dir.as_ref().filter(|_| section.enabled) else {
+        if let Some(desk) = desk {
+            pipeline = pipeline.stage(Box::new(desk));
+        }
         return Ok((pipeline.stage(Box::new(CountingSink::new("counter"))), None));
     };
     let started = Instant::now();
@@ -330,9 +410,12 @@ fn attach_journal_and_recover(
     if let Some(prune) = &prune {
         journal_stage = journal_stage.with_retention(prune.clone());
     }
-    pipeline = pipeline
-        .stage(Box::new(journal_stage))
-        .stage(Box::new(CountingSink::new("counter")));
+    pipeline = pipeline.stage(Box::new(journal_stage));
+    if let Some(desk) = desk {
+        // After the journal: the desk hears of an order only once its record is written.
+        pipeline = pipeline.stage(Box::new(desk));
+    }
+    pipeline = pipeline.stage(Box::new(CountingSink::new("counter")));
 
     if let Some(chosen) = &chosen {
         for (stage, state) in &chosen.snapshot.sections {
@@ -358,7 +441,10 @@ fn attach_journal_and_recover(
                 continue;
             };
             let stream = envelope.header.stream;
-            if !(1..=sources).contains(&stream.index()) && stream != ADMIN_STREAM {
+            if !(1..=sources).contains(&stream.index())
+                && stream != ADMIN_STREAM
+                && stream != DESK_STREAM
+            {
                 continue; // derived by the stages: they derive it again
             }
             envelope.header.flags |= RecordHeader::FLAG_REPLAY;
@@ -377,6 +463,12 @@ fn attach_journal_and_recover(
     let admin_last = journaled_through[ADMIN_STREAM.index()];
     pipeline.resume_source(sources, admin_last);
     resumed.push(("admin".to_owned(), admin_last));
+    // Then the FIX gateway, when it runs (its requests' sequence numbers continue).
+    let desk_last = journaled_through[DESK_STREAM.index()];
+    if gateway {
+        pipeline.resume_source(sources + 1, desk_last);
+        resumed.push(("fix".to_owned(), desk_last));
+    }
     let recovery = Recovery {
         journal_dir: journal_dir.display().to_string(),
         journal_records: reader.len(),
@@ -453,9 +545,14 @@ pub fn plan_for(
 /// The plan `aaiti run` would use, without opening the journal (for `aaiti placement` and
 /// `aaiti config check`).
 pub fn preview_plan(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Plan> {
-    let mut shape = build_pipeline(loaded, options)?.0.shape();
+    let mut shape = build_pipeline(loaded, options, false)?.pipeline.shape();
     if loaded.config.journal.enabled {
         shape.stages.push("journal".to_owned());
+    }
+    if gateway_runs(loaded) {
+        shape.sources.push("fix".to_owned());
+        shape.serving.push(true);
+        shape.stages.push("desk".to_owned());
     }
     shape.stages.push("counter".to_owned());
     let cores = options
@@ -478,6 +575,8 @@ pub struct Started {
     pub admin: AdminHandle,
     /// The admin socket, when the run has a data directory and `[admin] socket` is on.
     pub admin_socket: Option<PathBuf>,
+    /// The address the FIX gateway listens on, when it runs.
+    pub fix_address: Option<std::net::SocketAddr>,
     snapshots: Option<SnapshotsRunning>,
     socket_server: Option<AdminServer>,
 }
@@ -520,8 +619,13 @@ impl Started {
 /// Builds the pipeline, recovers from the journal, starts the threads and arranges the
 /// optional time limit and the periodic snapshots.
 pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Started> {
-    let (pipeline, admin) = build_pipeline(loaded, options)?;
-    let (mut pipeline, journal) = attach_journal_and_recover(loaded, options, pipeline)?;
+    let Built {
+        pipeline,
+        admin,
+        desk,
+        fix_address,
+    } = build_pipeline(loaded, options, true)?;
+    let (mut pipeline, journal) = attach_journal_and_recover(loaded, options, pipeline, desk)?;
     let mut recovery = None;
     let mut snapshot_setup = None;
     if let Some(journal) = journal {
@@ -587,6 +691,7 @@ pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Star
         admin_socket: socket_server
             .as_ref()
             .map(|server| server.path().to_owned()),
+        fix_address,
         snapshots,
         socket_server,
     })

@@ -26,7 +26,10 @@ fn temp_dir(name: &str) -> PathBuf {
 /// The default configuration with threads that yield instead of spinning (the suite shares
 /// two cores among its tests), optionally with a synthetic generator instead of the replay.
 fn polite_config(dir: &std::path::Path, synthetic: bool) -> PathBuf {
-    let mut text = DEFAULT_CONFIG.replacen("wait = \"busy-spin\"", "wait = \"yield\"", 1);
+    // (The FIX gateway on an ephemeral port: tests run side by side.)
+    let mut text = DEFAULT_CONFIG
+        .replacen("wait = \"busy-spin\"", "wait = \"yield\"", 1)
+        .replacen("listen = \"127.0.0.1:9878\"", "listen = \"127.0.0.1:0\"", 1);
     assert_ne!(text, DEFAULT_CONFIG);
     if synthetic {
         let replay = "kind = \"replay\"\nname = \"binance\"\nvenue = \"binance\"\nfile = \"bundled:binance-btcusdt\"\nspeed = \"recorded\"\n";
@@ -199,8 +202,9 @@ fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
 
 #[test]
 fn placement_command_plans_for_any_core_count() {
-    for (cores, threads) in [(1, "1 threads"), (2, "2 threads"), (16, "5 threads")] {
-        // Default pipeline: one replay source, then book, trading, journal and counter.
+    for (cores, threads) in [(1, "1 threads"), (2, "2 threads"), (16, "6 threads")] {
+        // Default pipeline: the replay, admin and FIX sources on one thread, then book,
+        // trading, journal, desk and counter.
         let output = aaiti()
             .args(["placement", "--cores", &cores.to_string()])
             .output()
@@ -219,6 +223,7 @@ fn config_with_source(dir: &std::path::Path, source: &str) -> PathBuf {
     let replay = "kind = \"replay\"\nname = \"binance\"\nvenue = \"binance\"\nfile = \"bundled:binance-btcusdt\"\nspeed = \"recorded\"\n";
     let text = DEFAULT_CONFIG
         .replacen("wait = \"busy-spin\"", "wait = \"yield\"", 1)
+        .replacen("listen = \"127.0.0.1:9878\"", "listen = \"127.0.0.1:0\"", 1)
         .replacen(replay, source, 1);
     assert_ne!(text, DEFAULT_CONFIG);
     let path = dir.join("live.toml");

@@ -29,7 +29,8 @@ fn temp_dir(name: &str) -> PathBuf {
 fn config(dir: &Path) -> PathBuf {
     let text = DEFAULT_CONFIG
         .replacen("wait = \"busy-spin\"", "wait = \"yield\"", 1)
-        .replacen("segment_size_mb = 256", "segment_size_mb = 1", 1);
+        .replacen("segment_size_mb = 256", "segment_size_mb = 1", 1)
+        .replacen("listen = \"127.0.0.1:9878\"", "listen = \"127.0.0.1:0\"", 1);
     let path = dir.join("aaiti.toml");
     std::fs::write(&path, text).unwrap();
     path

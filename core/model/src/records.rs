@@ -1091,6 +1091,9 @@ crate::order::wire_enum!(
         /// A desk asks for an order's state; changes nothing. `account` is the order's
         /// account, `text` its client order id (zero-padded).
         OrderStatus = 10 => "order_status",
+        /// A desk session's logon (`arg` 1), logout (2) or refused logon (3), for the audit
+        /// trail; changes nothing. `text`: the peer's CompID, a space, and the reason.
+        DeskSession = 11 => "desk_session",
     }
 );
 

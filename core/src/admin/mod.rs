@@ -28,7 +28,7 @@ pub mod socket;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aaiti_model::{AccountId, Control, ControlAction, RecordHeader, StreamId};
+use aaiti_model::{AccountId, Control, ControlAction, RecordHeader, StreamId, UnixNanos};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use serde::{Deserialize, Serialize};
 
@@ -110,12 +110,19 @@ pub struct AdminHandle {
 }
 
 impl AdminHandle {
+    /// Sends `command` without waiting: its answer arrives on the returned channel (an
+    /// I/O loop polls it with `try_recv`).
+    pub fn submit(&self, command: AdminCommand) -> Receiver<AdminReply> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        if let Err(error) = self.requests.send(AdminRequest { command, reply }) {
+            let _ = error.0.reply.send(Err("the engine has stopped".to_owned()));
+        }
+        answer
+    }
+
     /// Sends `command` and waits up to `timeout` for its answer.
     pub fn call(&self, command: AdminCommand, timeout: Duration) -> AdminReply {
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        self.requests
-            .send(AdminRequest { command, reply })
-            .map_err(|_| "the engine has stopped".to_owned())?;
+        let answer = self.submit(command);
         match answer.recv_timeout(timeout) {
             Ok(reply) => reply,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
@@ -235,11 +242,8 @@ impl AdminSource {
                 if bytes.is_empty() || bytes.len() > 40 {
                     return Err("a client order id has 1 to 40 bytes".to_owned());
                 }
-                let mut record = control(
-                    ControlAction::OrderStatus,
-                    self.account(Some(account))?,
-                    0,
-                );
+                let mut record =
+                    control(ControlAction::OrderStatus, self.account(Some(account))?, 0);
                 record.text[..bytes.len()].copy_from_slice(bytes);
                 vec![record]
             }
@@ -265,10 +269,14 @@ impl AdminSource {
                 return;
             }
         };
+        // ts_event 0: the command happens at the engine's current time.
         let now = crate::clock::now();
         for record in &records {
             self.seq += 1;
-            out.emit_record(RecordHeader::new(ADMIN_STREAM, self.seq, now, now), record);
+            out.emit_record(
+                RecordHeader::new(ADMIN_STREAM, self.seq, UnixNanos(0), now),
+                record,
+            );
         }
         self.pending
             .insert(self.seq, (request.reply, Instant::now()));

@@ -12,6 +12,9 @@
 //! gateway thread and read here, and end with the process (sessions log on again and
 //! subscribe again). Replayed records rebuild the books but are never sent.
 
+pub mod gateway;
+pub mod store;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -31,16 +34,8 @@ pub const DESK_STREAM: StreamId = StreamId(901);
 /// channel is counted and logged.
 const CHANNEL_CAPACITY: usize = 1 << 16;
 
-/// How a level changed (FIX MDUpdateAction 279: 0 new, 1 change, 2 delete).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LevelAction {
-    /// A price level that was not in the book.
-    New,
-    /// A new quantity at an existing level.
-    Change,
-    /// The level is gone.
-    Delete,
-}
+/// How a level changed (FIX MDUpdateAction 279: new, change, delete).
+pub use aaiti_gateway::fix::app::LevelAction;
 
 /// What the desk stage passes to the gateway.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,7 +168,9 @@ impl DeskStage {
             Err(TrySendError::Full(message)) => {
                 self.counters.dropped += 1;
                 if matches!(message, DeskOut::Order(_)) {
-                    tracing::error!("the desk gateway is not keeping up: an order event was dropped");
+                    tracing::error!(
+                        "the desk gateway is not keeping up: an order event was dropped"
+                    );
                 }
             }
         }

@@ -122,6 +122,28 @@ pub struct TradingStats {
     pub limits_refused: u64,
 }
 
+/// One position in mantissas: quantity at the instrument's quantity scale, prices and
+/// amounts (quote asset) at its price scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PositionLine {
+    /// Account id.
+    pub account: u32,
+    /// Instrument id.
+    pub instrument: u32,
+    /// Signed quantity.
+    pub qty: i64,
+    /// Average entry price.
+    pub avg_entry: i64,
+    /// Mark price.
+    pub mark: i64,
+    /// Realized P&L before fees.
+    pub realized: i64,
+    /// Unrealized P&L at the mark.
+    pub unrealized: i64,
+    /// Fees paid.
+    pub fees: i64,
+}
+
 /// The last VaR evaluation of an account, for the desk.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct VarView {
@@ -566,9 +588,42 @@ impl TradingStage {
             "engine_time_ns": self.clock.0,
             "risk": to_json(&self.risk.report(self.clock))?,
             "var": to_json(&var)?,
+            "positions": to_json(&self.position_lines())?,
             "open_orders": self.oms.live_count(),
             "stats": to_json(&self.stats)?,
         }))
+    }
+
+    /// Every non-flat position in mantissas, for the desk's position reports.
+    fn position_lines(&self) -> Vec<PositionLine> {
+        let mut lines = Vec::new();
+        for account in 0..self.accounts {
+            for instrument in self.registry.instruments() {
+                let Ok(view) = self.risk.position(AccountId(account), instrument.id) else {
+                    continue;
+                };
+                let position = view.position;
+                if position.qty == 0 && position.realized == 0 {
+                    continue;
+                }
+                // Raw notionals are price × qty mantissas: back to the price scale.
+                let unit = 10_i128.pow(u32::from(instrument.qty_scale.places()));
+                let amount = |raw: i128| {
+                    i64::try_from(raw / unit).unwrap_or(if raw < 0 { i64::MIN } else { i64::MAX })
+                };
+                lines.push(PositionLine {
+                    account,
+                    instrument: instrument.id.0,
+                    qty: position.qty,
+                    avg_entry: position.avg_entry(),
+                    mark: view.mark,
+                    realized: amount(position.realized),
+                    unrealized: amount(view.unrealized),
+                    fees: amount(position.fees),
+                });
+            }
+        }
+        lines
     }
 
     /// One order's state, by account and client order id (the `text` of the request).
@@ -1148,7 +1203,12 @@ impl Stage for TradingStage {
             return;
         }
         self.cause = event.header;
-        let now = event.header.ts_event;
+        // Requests from the desk and admins carry ts_event 0: they happen at the engine's
+        // current time (a wall-clock stamp would jump a replay's clock forward).
+        if self.cause.ts_event.0 == 0 {
+            self.cause.ts_event = self.clock;
+        }
+        let now = self.cause.ts_event;
         self.advance(now, out);
         let now = self.clock;
         match RecordKind::try_from(event.header.kind) {

@@ -24,6 +24,29 @@ use aaiti_model::UnixNanos;
 /// The field separator.
 pub const SOH: u8 = 0x01;
 
+/// `10^n` for `n` in `0..=19`.
+const POW10: [u64; 20] = {
+    let mut table = [1_u64; 20];
+    let mut n = 1;
+    while n < table.len() {
+        table[n] = table[n - 1] * 10;
+        n += 1;
+    }
+    table
+};
+
+/// `"00" "01" ... "99"`: two digits per division when writing numbers.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut table = [0_u8; 200];
+    let mut n = 0;
+    while n < 100 {
+        table[2 * n] = b'0' + (n / 10) as u8;
+        table[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    table
+};
+
 /// The only BeginString accepted and sent.
 pub const BEGIN_STRING: &[u8] = b"FIX.4.4";
 
@@ -32,6 +55,10 @@ const PREFIX: &[u8] = b"8=FIX.4.4\x019=";
 
 /// Bytes of the trailer `10=NNN<SOH>`.
 const TRAILER_LEN: usize = 7;
+
+/// Longest BeginString value looked at when deciding whether `8=...` is another FIX
+/// version (`FIXT.1.1` is 8 bytes).
+const MAX_BEGIN_STRING: usize = 16;
 
 /// Most fields a message may have.
 pub const MAX_FIELDS: usize = 256;
@@ -80,12 +107,15 @@ pub fn frame(buf: &[u8], max_len: usize) -> Framing {
     if buf[..have] != PREFIX[..have] {
         if buf.len() >= 2 && &buf[..2] == b"8=" {
             // `8=` then something else: another BeginString, if it is a well-formed field.
-            if let Some(end) = memchr(SOH, &buf[2..]) {
-                let value = &buf[2..2 + end];
+            // Only the first MAX_BEGIN_STRING bytes are looked at, so the verdict does not
+            // depend on how much of the stream has arrived.
+            let window = &buf[2..buf.len().min(2 + MAX_BEGIN_STRING + 1)];
+            if let Some(end) = memchr(SOH, window) {
+                let value = &window[..end];
                 if value != BEGIN_STRING && value.starts_with(b"FIX") {
                     return Framing::WrongBeginString;
                 }
-            } else if buf.len() < 2 + 16 {
+            } else if window.len() <= MAX_BEGIN_STRING {
                 return Framing::Incomplete;
             }
         } else if buf.len() == 1 && buf[0] == b'8' {
@@ -142,9 +172,22 @@ pub fn frame(buf: &[u8], max_len: usize) -> Framing {
     Framing::Complete(total)
 }
 
-/// Drops bytes up to the next possible message start after the first byte.
+/// Drops bytes up to the next possible message start after the first byte. Without one,
+/// a tail that may be the beginning of the next message (`8`, `8=`, `8=F`, `8=FI`) is
+/// kept, so that a message arriving right after garbage, split across reads, is not lost:
+/// the skips (and so the messages found) are the same however the stream is cut.
 fn garbled(buf: &[u8], reason: Garbled) -> Framing {
-    let skip = find(&buf[1..], b"8=FIX").map_or(buf.len(), |at| at + 1);
+    const START: &[u8] = b"8=FIX";
+    let skip = match find(&buf[1..], START) {
+        Some(at) => at + 1,
+        None => {
+            let keep = (1..START.len())
+                .rev()
+                .find(|&n| n < buf.len() && buf.ends_with(&START[..n]))
+                .unwrap_or(0);
+            buf.len() - keep
+        }
+    };
     Framing::Garbled { skip, reason }
 }
 
@@ -156,6 +199,29 @@ pub fn checksum(bytes: &[u8]) -> u8 {
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&byte| byte == needle)
 }
+
+/// The index of the first SOH at or after `from`, eight bytes at a time: in a word XORed
+/// with 0x01 in every byte, SOH bytes are zero, and `(x - 0x01..) & !x & 0x80..` has its
+/// lowest set bit in the first zero byte (bits above it may be spurious; they are not
+/// looked at).
+#[inline]
+fn find_soh(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ ONES;
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    memchr(SOH, bytes.get(at..)?).map(|offset| at + offset)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
@@ -254,53 +320,52 @@ impl Parser {
     /// A field that is not `tag=value<SOH>`, or header fields out of order.
     pub fn parse<'a>(&'a mut self, bytes: &'a [u8]) -> Result<Message<'a>, ParseError> {
         self.fields.clear();
+        let len = bytes.len();
         let mut at = 0_usize;
-        while at < bytes.len() {
-            let mut tag = 0_u32;
+        // A CheckSum before the last field; reported after the header check.
+        let mut early_trailer = false;
+        while at < len {
             let tag_start = at;
-            while let Some(&byte) = bytes.get(at) {
-                if byte == b'=' {
-                    break;
-                }
-                if !byte.is_ascii_digit()
-                    || (at == tag_start && byte == b'0')
-                    || at - tag_start >= 9
-                {
+            let mut tag = 0_u32;
+            // 1 to 9 digits without a leading zero, then `=` (what the fast path did not
+            // take: long tags, the last bytes of the message, and every error).
+            while bytes.get(at) != Some(&b'=') || at == tag_start {
+                let Some(&byte) = bytes.get(at) else {
+                    return Err(ParseError::InvalidTag { at: tag_start });
+                };
+                let digit = byte.wrapping_sub(b'0');
+                if digit < 10 {
+                    if at - tag_start >= 9 || (digit == 0 && at == tag_start) {
+                        return Err(ParseError::InvalidTag { at: tag_start });
+                    }
+                    tag = tag * 10 + u32::from(digit);
+                    at += 1;
+                } else {
                     return Err(ParseError::InvalidTag { at: tag_start });
                 }
-                tag = tag * 10 + u32::from(byte - b'0');
-                at += 1;
-            }
-            if at == tag_start || at >= bytes.len() {
-                return Err(ParseError::InvalidTag { at: tag_start });
             }
             let start = at + 1;
-            let Some(len) = memchr(SOH, &bytes[start..]) else {
-                return Err(ParseError::EmptyValue { tag });
+            let end = match find_soh(bytes, start) {
+                Some(end) if end > start => end,
+                _ => return Err(ParseError::EmptyValue { tag }),
             };
-            if len == 0 {
-                return Err(ParseError::EmptyValue { tag });
-            }
             if self.fields.len() == MAX_FIELDS {
                 return Err(ParseError::TooManyFields);
             }
+            early_trailer |= tag == 10 && end + 1 != len;
             self.fields.push(Field {
                 tag,
                 start: start as u32,
-                end: (start + len) as u32,
+                end: end as u32,
             });
-            at = start + len + 1;
+            at = end + 1;
         }
         for (index, expected) in [8_u32, 9, 35].into_iter().enumerate() {
             if self.fields.get(index).map(|f| f.tag) != Some(expected) {
                 return Err(ParseError::HeaderOrder { tag: expected });
             }
         }
-        if self.fields.last().map(|f| f.tag) != Some(10)
-            || self.fields[..self.fields.len() - 1]
-                .iter()
-                .any(|f| f.tag == 10)
-        {
+        if early_trailer || self.fields.last().map(|f| f.tag) != Some(10) {
             return Err(ParseError::TrailerOrder);
         }
         Ok(Message {
@@ -451,13 +516,29 @@ pub fn parse_u64(value: &[u8]) -> Option<u64> {
 
 /// A FIX UTCTimestamp, `YYYYMMDD-HH:MM:SS` with optional `.sss`, `.ssssss` or
 /// `.sssssssss`, as nanoseconds since the Unix epoch (years 1970 to 2262).
+#[inline]
 pub fn parse_utc_timestamp(value: &[u8]) -> Option<UnixNanos> {
-    if value.len() < 17 || value[8] != b'-' || value[11] != b':' || value[14] != b':' {
+    // The date and the time of day are eight bytes each: checked and converted as two
+    // words (this runs twice for every order: SendingTime and TransactTime).
+    let date = word_at(value, 0)?;
+    let time = word_at(value, 9)?;
+    if value[8] != b'-' {
         return None;
     }
-    let num = |range: std::ops::Range<usize>| -> Option<u64> { parse_u64(&value[range]) };
-    let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
-    let (hour, minute, second) = (num(9..11)?, num(12..14)?, num(15..17)?);
+    // `YYYYMMDD`: every byte a digit.
+    let date = date ^ 0x3030_3030_3030_3030;
+    // `HH:MM:SS`: digits, and zero where the colons must be.
+    let time = time ^ 0x3030_3A30_303A_3030;
+    if !all_below_ten(date) || !all_below_ten(time) || time & 0x0000_FF00_00FF_0000 != 0 {
+        return None;
+    }
+    // Digit pairs: lane 2k holds `10 * digit(2k) + digit(2k + 1)`.
+    let date = date * 10 + (date >> 8);
+    let time = time * 10 + (time >> 8);
+    let lane = |word: u64, index: u32| (word >> (8 * index)) & 0xFF;
+    let year = lane(date, 0) * 100 + lane(date, 2);
+    let (month, day) = (lane(date, 4), lane(date, 6));
+    let (hour, minute, second) = (lane(time, 0), lane(time, 3), lane(time, 6));
     if !(1970..=2262).contains(&year)
         || !(1..=12).contains(&month)
         || day == 0
@@ -471,8 +552,15 @@ pub fn parse_utc_timestamp(value: &[u8]) -> Option<UnixNanos> {
     let fraction = match value.len() {
         17 => 0,
         21 | 24 | 27 if value[17] == b'.' => {
-            let digits = &value[18..];
-            parse_u64(digits)? * 10_u64.pow(9 - digits.len() as u32)
+            let mut nanos = 0;
+            for &byte in &value[18..] {
+                let digit = byte.wrapping_sub(b'0');
+                if digit > 9 {
+                    return None;
+                }
+                nanos = nanos * 10 + u64::from(digit);
+            }
+            nanos * POW10[27 - value.len()]
         }
         _ => return None,
     };
@@ -484,10 +572,52 @@ pub fn parse_utc_timestamp(value: &[u8]) -> Option<UnixNanos> {
         .map(UnixNanos)
 }
 
+/// The eight bytes at `at` as a little-endian word.
+#[inline]
+fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let chunk = bytes.get(at..at + 8)?;
+    let mut word = [0; 8];
+    word.copy_from_slice(chunk);
+    Some(u64::from_le_bytes(word))
+}
+
+/// True if every byte of `x` is at most 9. A byte of 10 or more either has its high bit
+/// set or gets it by adding 0x76; a carry out of a bad byte only ever adds to a result
+/// that is already non-zero.
+#[inline]
+fn all_below_ten(x: u64) -> bool {
+    (x.wrapping_add(0x7676_7676_7676_7676) | x) & 0x8080_8080_8080_8080 == 0
+}
+
+/// A FIX LocalMktDate (`YYYYMMDD`, e.g. ClearingBusinessDate 715) as midnight UTC of that
+/// day (years 1970 to 2262).
+pub fn parse_date(value: &[u8]) -> Option<UnixNanos> {
+    if value.len() != 8 {
+        return None;
+    }
+    let (year, month, day) = (
+        parse_u64(&value[0..4])?,
+        parse_u64(&value[4..6])?,
+        parse_u64(&value[6..8])?,
+    );
+    if !(1970..=2262).contains(&year)
+        || !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+    {
+        return None;
+    }
+    days_from_civil(year, month, day)
+        .checked_mul(86_400_000_000_000)
+        .map(UnixNanos)
+}
+
+#[inline]
 fn is_leap(year: u64) -> bool {
     year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
 }
 
+#[inline]
 fn days_in_month(year: u64, month: u64) -> u64 {
     match month {
         2 if is_leap(year) => 29,
@@ -498,6 +628,7 @@ fn days_in_month(year: u64, month: u64) -> u64 {
 }
 
 /// Days from 1970-01-01 to the date (years from 1970 on).
+#[inline]
 fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
     // Howard Hinnant's algorithm, on unsigned values (eras from year 0).
     let y = if month <= 2 { year - 1 } else { year };
@@ -542,6 +673,9 @@ pub struct Encoder {
     body_start: usize,
     /// Where the finished message starts.
     message_start: usize,
+    /// The last date written by `timestamp` (days since the epoch) and its `YYYYMMDD`:
+    /// nearly every timestamp of a session falls on the same day.
+    day: Option<(u64, [u8; 8])>,
 }
 
 /// Room kept in front of the body for `8=FIX.4.4<SOH>9=NNNNNNN<SOH>`.
@@ -557,6 +691,7 @@ impl Encoder {
             buf,
             body_start: HEADER_ROOM,
             message_start: 0,
+            day: None,
         }
     }
 
@@ -568,8 +703,30 @@ impl Encoder {
     }
 
     fn tag(&mut self, tag: u32) {
-        push_u64(&mut self.buf, u64::from(tag));
-        self.buf.push(b'=');
+        // Tags are constants of one to five digits: each arm appends a constant-size array
+        // (one capacity check, plain stores) rather than going through the integer writer.
+        let digit = |n: u32| b'0' + (n % 10) as u8;
+        match tag {
+            0..=9 => self.buf.extend_from_slice(&[digit(tag), b'=']),
+            10..=99 => self
+                .buf
+                .extend_from_slice(&[digit(tag / 10), digit(tag), b'=']),
+            100..=999 => {
+                self.buf
+                    .extend_from_slice(&[digit(tag / 100), digit(tag / 10), digit(tag), b'='])
+            }
+            1_000..=9_999 => self.buf.extend_from_slice(&[
+                digit(tag / 1_000),
+                digit(tag / 100),
+                digit(tag / 10),
+                digit(tag),
+                b'=',
+            ]),
+            _ => {
+                push_u64(&mut self.buf, u64::from(tag));
+                self.buf.push(b'=');
+            }
+        }
     }
 
     /// A field with raw bytes (must not contain SOH; the caller's values come from
@@ -583,17 +740,22 @@ impl Encoder {
     /// An unsigned integer field.
     pub fn uint(&mut self, tag: u32, value: u64) {
         self.tag(tag);
-        push_u64(&mut self.buf, value);
+        let mut text = [0; NUMBER_TEXT];
+        let from = write_digits(&mut text, NUMBER_END, value);
+        put_number(&mut self.buf, &text, from);
         self.buf.push(SOH);
     }
 
     /// A signed integer field.
     pub fn int(&mut self, tag: u32, value: i64) {
         self.tag(tag);
+        let mut text = [0; NUMBER_TEXT];
+        let mut from = write_digits(&mut text, NUMBER_END, value.unsigned_abs());
         if value < 0 {
-            self.buf.push(b'-');
+            from -= 1;
+            text[from] = b'-';
         }
-        push_u64(&mut self.buf, value.unsigned_abs());
+        put_number(&mut self.buf, &text, from);
         self.buf.push(SOH);
     }
 
@@ -613,29 +775,27 @@ impl Encoder {
     /// zeros of the fraction dropped).
     pub fn decimal(&mut self, tag: u32, mantissa: i64, places: u8) {
         self.tag(tag);
-        if mantissa < 0 {
-            self.buf.push(b'-');
-        }
+        let mut text = [0; NUMBER_TEXT];
         let magnitude = mantissa.unsigned_abs();
-        let unit = 10_u64.pow(u32::from(places.min(19)));
-        push_u64(&mut self.buf, magnitude / unit);
-        let mut fraction = magnitude % unit;
+        let places = usize::from(places.min(19));
+        let (whole, mut fraction) = split_decimal(magnitude, places);
+        let mut from = NUMBER_END;
         if fraction != 0 {
             let mut digits = places;
             while fraction.is_multiple_of(10) {
                 fraction /= 10;
                 digits -= 1;
             }
-            self.buf.push(b'.');
-            let mut scratch = [b'0'; 20];
-            let mut at = usize::from(digits);
-            while at > 0 {
-                at -= 1;
-                scratch[at] = b'0' + (fraction % 10) as u8;
-                fraction /= 10;
-            }
-            self.buf.extend_from_slice(&scratch[..usize::from(digits)]);
+            from = write_digits_exact(&mut text, from, fraction, digits);
+            from -= 1;
+            text[from] = b'.';
         }
+        from = write_digits(&mut text, from, whole);
+        if mantissa < 0 {
+            from -= 1;
+            text[from] = b'-';
+        }
+        put_number(&mut self.buf, &text, from);
         self.buf.push(SOH);
     }
 
@@ -644,23 +804,40 @@ impl Encoder {
         self.tag(tag);
         let seconds = time.0 / 1_000_000_000;
         let millis = (time.0 % 1_000_000_000) / 1_000_000;
-        let (year, month, day) = civil_from_days(seconds / 86_400);
-        let of_day = seconds % 86_400;
-        let mut text = *b"00000000-00:00:00.000";
-        let mut put = |at: usize, width: usize, mut value: u64| {
-            for index in (at..at + width).rev() {
-                text[index] = b'0' + (value % 10) as u8;
-                value /= 10;
+        let day = seconds / 86_400;
+        let date = match self.day {
+            Some((cached, date)) if cached == day => date,
+            _ => {
+                let date = date_text(day);
+                self.day = Some((day, date));
+                date
             }
         };
-        put(0, 4, year);
-        put(4, 2, month);
-        put(6, 2, day);
-        put(9, 2, of_day / 3_600);
-        put(12, 2, of_day % 3_600 / 60);
-        put(15, 2, of_day % 60);
-        put(18, 3, millis);
+        let of_day = seconds % 86_400;
+        let mut text = *b"00000000-00:00:00.000";
+        text[..8].copy_from_slice(&date);
+        for (at, value) in [
+            (9, of_day / 3_600),
+            (12, of_day % 3_600 / 60),
+            (15, of_day % 60),
+        ] {
+            let pair = value as usize * 2;
+            text[at] = DIGIT_PAIRS[pair];
+            text[at + 1] = DIGIT_PAIRS[pair + 1];
+        }
+        text[18] = b'0' + (millis / 100) as u8;
+        let pair = (millis % 100) as usize * 2;
+        text[19] = DIGIT_PAIRS[pair];
+        text[20] = DIGIT_PAIRS[pair + 1];
         self.buf.extend_from_slice(&text);
+        self.buf.push(SOH);
+    }
+
+    /// A LocalMktDate field (`YYYYMMDD`), the UTC date of `time`.
+    pub fn date(&mut self, tag: u32, time: UnixNanos) {
+        self.tag(tag);
+        self.buf
+            .extend_from_slice(&date_text(time.0 / 86_400_000_000_000));
         self.buf.push(SOH);
     }
 
@@ -701,18 +878,92 @@ impl Encoder {
     }
 }
 
-fn push_u64(buf: &mut Vec<u8>, mut value: u64) {
-    let mut digits = [0_u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
+fn push_u64(buf: &mut Vec<u8>, value: u64) {
+    let mut text = [0; NUMBER_TEXT];
+    let from = write_digits(&mut text, NUMBER_END, value);
+    put_number(buf, &text, from);
+}
+
+/// `(magnitude / 10^places, magnitude % 10^places)` with a constant divisor in every arm
+/// (a multiplication, where a divisor known only at run time is a hardware division).
+#[inline]
+fn split_decimal(magnitude: u64, places: usize) -> (u64, u64) {
+    macro_rules! split {
+        ($($places:literal)*) => {
+            match places {
+                $($places => (magnitude / POW10[$places], magnitude % POW10[$places]),)*
+                _ => (0, magnitude),
+            }
+        };
     }
-    buf.extend_from_slice(&digits[at..]);
+    split!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18)
+}
+
+/// Scratch for writing a number backwards: it ends at `NUMBER_END`, at most 22 bytes
+/// long (`-0.` and 19 digits), so a 32-byte window from its start always fits.
+const NUMBER_TEXT: usize = 64;
+const NUMBER_END: usize = 32;
+
+/// Writes the digits of `value` (no leading zeros) backwards, ending before `end`;
+/// returns where they start. Two digits per division.
+#[inline]
+fn write_digits(text: &mut [u8; NUMBER_TEXT], mut end: usize, mut value: u64) -> usize {
+    while value >= 100 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        end -= 2;
+        text[end] = DIGIT_PAIRS[pair];
+        text[end + 1] = DIGIT_PAIRS[pair + 1];
+    }
+    if value >= 10 {
+        let pair = value as usize * 2;
+        end -= 2;
+        text[end] = DIGIT_PAIRS[pair];
+        text[end + 1] = DIGIT_PAIRS[pair + 1];
+    } else {
+        end -= 1;
+        text[end] = b'0' + value as u8;
+    }
+    end
+}
+
+/// Writes exactly `count` digits of `value` (`value < 10^count`, zero-padded) backwards,
+/// ending before `end`; returns where they start.
+#[inline]
+fn write_digits_exact(text: &mut [u8; NUMBER_TEXT], end: usize, value: u64, count: usize) -> usize {
+    let start = end - count;
+    let written = write_digits(text, end, value);
+    for byte in &mut text[start..written] {
+        *byte = b'0';
+    }
+    start
+}
+
+/// Appends `text[from..NUMBER_END]` by copying a fixed 32-byte window and trimming the
+/// excess: a constant-size copy is a couple of vector moves, where a variable one is a
+/// call to `memmove` (a quarter of the time of an ExecutionReport before this).
+#[inline]
+fn put_number(buf: &mut Vec<u8>, text: &[u8; NUMBER_TEXT], from: usize) {
+    let from = from.min(NUMBER_END);
+    buf.extend_from_slice(&text[from..from + 32]);
+    buf.truncate(buf.len() - (32 - (NUMBER_END - from)));
+}
+
+/// `YYYYMMDD` of a day count since 1970-01-01.
+fn date_text(days: u64) -> [u8; 8] {
+    let (year, month, day) = civil_from_days(days);
+    let mut text = [b'0'; 8];
+    let year = year.min(9_999) as usize;
+    for (at, value) in [
+        (0, year / 100),
+        (2, year % 100),
+        (4, month as usize),
+        (6, day as usize),
+    ] {
+        text[at] = DIGIT_PAIRS[value * 2];
+        text[at + 1] = DIGIT_PAIRS[value * 2 + 1];
+    }
+    text
 }
 
 #[cfg(test)]
@@ -793,6 +1044,201 @@ mod tests {
             frame(b"8=FIX.4.2\x019=5\x01", 4096),
             Framing::WrongBeginString
         );
+    }
+
+    /// The parser as first written (byte by byte): the optimised one must agree with it.
+    fn parse_reference(bytes: &[u8]) -> Result<Vec<Field>, ParseError> {
+        let mut fields = Vec::new();
+        let mut at = 0_usize;
+        while at < bytes.len() {
+            let mut tag = 0_u32;
+            let tag_start = at;
+            while let Some(&byte) = bytes.get(at) {
+                if byte == b'=' {
+                    break;
+                }
+                if !byte.is_ascii_digit()
+                    || (at == tag_start && byte == b'0')
+                    || at - tag_start >= 9
+                {
+                    return Err(ParseError::InvalidTag { at: tag_start });
+                }
+                tag = tag * 10 + u32::from(byte - b'0');
+                at += 1;
+            }
+            if at == tag_start || at >= bytes.len() {
+                return Err(ParseError::InvalidTag { at: tag_start });
+            }
+            let start = at + 1;
+            let Some(len) = memchr(SOH, &bytes[start..]) else {
+                return Err(ParseError::EmptyValue { tag });
+            };
+            if len == 0 {
+                return Err(ParseError::EmptyValue { tag });
+            }
+            if fields.len() == MAX_FIELDS {
+                return Err(ParseError::TooManyFields);
+            }
+            fields.push(Field {
+                tag,
+                start: start as u32,
+                end: (start + len) as u32,
+            });
+            at = start + len + 1;
+        }
+        for (index, expected) in [8_u32, 9, 35].into_iter().enumerate() {
+            if fields.get(index).map(|f| f.tag) != Some(expected) {
+                return Err(ParseError::HeaderOrder { tag: expected });
+            }
+        }
+        if fields.last().map(|f| f.tag) != Some(10)
+            || fields[..fields.len() - 1].iter().any(|f| f.tag == 10)
+        {
+            return Err(ParseError::TrailerOrder);
+        }
+        Ok(fields)
+    }
+
+    #[test]
+    fn optimised_parser_agrees_with_the_reference() {
+        let seeds = [
+            message("35=D|49=DESK|56=AAITI|34=12|52=20240101-12:30:45.123|11=abc|10=1|"),
+            message("35=0|49=A|56=B|34=2|52=20240101-00:00:00|112=a-long-test-request-id|"),
+            fix("8=FIX.4.4|9=5|35=0|10=000|"),
+        ];
+        let alphabet = b"0123456789=\x01=\x01AD.-|";
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut parser = Parser::new();
+        for round in 0..20_000 {
+            let mut bytes = seeds[round % seeds.len()].clone();
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % (bytes.len() + 1);
+                let byte = alphabet[(next() as usize) % alphabet.len()];
+                match next() % 3 {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 => bytes.insert(at, byte),
+                    _ => bytes.truncate(at),
+                }
+            }
+            let ours = parser.parse(&bytes).map(|m| m.fields().to_vec());
+            assert_eq!(
+                ours,
+                parse_reference(&bytes),
+                "{:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        // More fields than the limit.
+        let many = message(&"35=0|".repeat(300));
+        assert_eq!(
+            parser.parse(&many).map(|_| ()),
+            Err(ParseError::TooManyFields)
+        );
+        assert_eq!(
+            parse_reference(&many).map(|_| ()),
+            Err(ParseError::TooManyFields)
+        );
+    }
+
+    #[test]
+    fn timestamps_reject_what_they_must() {
+        for bad in [
+            &b"2024010112:00:00"[..],
+            b"20240101-12:00:0x",
+            b"2024a101-12:00:00",
+            b"20240101-12-00:00",
+            b"19691231-23:59:59",
+            b"22630101-00:00:00",
+            b"20240101-12:00:00.12345",
+            b"20240101-12:00:00,123",
+            b"20240101-12:00:00.12a",
+            b"20241301-00:00:00",
+            b"20240100-00:00:00",
+            b"20240101-00:60:00",
+            b"20240101-00:00:61",
+        ] {
+            assert_eq!(
+                parse_utc_timestamp(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            parse_utc_timestamp(b"20240101-12:30:45.123456789"),
+            Some(UnixNanos(1_704_112_245_123_456_789))
+        );
+        assert_eq!(
+            parse_utc_timestamp(b"20240101-12:30:45.000001"),
+            Some(UnixNanos(1_704_112_245_000_001_000))
+        );
+        assert_eq!(
+            parse_date(b"20240229"),
+            Some(UnixNanos(1_709_164_800_000_000_000))
+        );
+        assert_eq!(parse_date(b"20230229"), None);
+        assert_eq!(parse_date(b"2024022"), None);
+    }
+
+    #[test]
+    fn decimals_and_dates_encode_exactly() {
+        let mut encoder = Encoder::new(256);
+        encoder.begin(b"0");
+        encoder.decimal(1, i64::MIN, 0);
+        encoder.decimal(2, i64::MAX, 18);
+        encoder.decimal(3, 0, 8);
+        encoder.decimal(4, -5, 19);
+        encoder.decimal(5, 1_000, 3);
+        encoder.decimal(6, 12_345, 2);
+        encoder.date(7, UnixNanos(1_709_251_199_999_000_000));
+        let bytes = encoder.finish().to_vec();
+        let mut parser = Parser::new();
+        let msg = parser.parse(&bytes).unwrap();
+        assert_eq!(msg.get(1), Some(&b"-9223372036854775808"[..]));
+        assert_eq!(msg.get(2), Some(&b"9.223372036854775807"[..]));
+        assert_eq!(msg.get(3), Some(&b"0"[..]));
+        assert_eq!(msg.get(4), Some(&b"-0.0000000000000000005"[..]));
+        assert_eq!(msg.get(5), Some(&b"1"[..]));
+        assert_eq!(msg.get(6), Some(&b"123.45"[..]));
+        assert_eq!(msg.get(7), Some(&b"20240229"[..]));
+        for tag in [1_u32, 7, 11, 99, 100, 999, 1000, 20_001, 999_999_999] {
+            encoder.begin(b"0");
+            encoder.uint(tag, 1);
+            let bytes = encoder.finish().to_vec();
+            let msg = parser.parse(&bytes).unwrap();
+            assert_eq!(msg.fields()[3].tag, tag);
+        }
+    }
+
+    #[test]
+    fn garbage_then_a_message_cut_in_its_begin_string_is_not_lost() {
+        let good = message("35=0|49=A|56=B|34=2|");
+        for cut in 1..6 {
+            // Garbage, then the first `cut` bytes of a message: the tail is kept.
+            let mut first = b"\x00junk".to_vec();
+            first.extend_from_slice(&good[..cut]);
+            let Framing::Garbled { skip, .. } = frame(&first, 4096) else {
+                panic!("cut {cut}");
+            };
+            assert_eq!(skip, 5, "cut {cut}");
+            let mut rest = first[skip..].to_vec();
+            rest.extend_from_slice(&good[cut..]);
+            assert_eq!(
+                frame(&rest, 4096),
+                Framing::Complete(good.len()),
+                "cut {cut}"
+            );
+        }
+        // Another version is recognised from its first bytes only.
+        let long = b"8=FIXFIXFIXFIXFIXFIX\x01".to_vec();
+        assert!(matches!(frame(&long, 4096), Framing::Garbled { .. }));
+        assert_eq!(frame(&long[..10], 4096), Framing::Incomplete);
     }
 
     #[test]

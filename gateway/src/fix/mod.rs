@@ -1,14 +1,14 @@
 //! FIX 4.4 for the quant desk: the tag=value codec, the FIX 4.4 dictionary the gateway
 //! validates against, the session layer and the acceptor.
 
+pub mod acceptor;
+pub mod app;
+pub mod auth;
 pub mod codec;
 pub mod dictionary;
-pub mod app;
 pub mod session;
 pub mod store;
-pub mod auth;
 pub mod throttle;
-pub mod acceptor;
 
 /// A session-level reject (MsgType 3): the FIX 4.4 SessionRejectReason (373), the tag
 /// concerned (RefTagID 371) and a text (58). Shared by the dictionary, the application

@@ -1,0 +1,160 @@
+//! Loopback round trip NewOrderSingle -> ExecutionReport through the whole engine, beside the
+//! load generator's own floor, in one run:
+//!
+//! 1. the floor: `aaiti-fixload` against its trivial responder (each order answered at once
+//!    with a canned ExecutionReport);
+//! 2. the engine: the same generator against `aaiti run`'s FIX gateway (session layer,
+//!    dictionary, decode, journal of the command, order manager, pre-trade risk, paper
+//!    venue, journal of the order events, desk stage, execution report), journal durability
+//!    `none`, replaying the bundled BTCUSDT recording at its recorded pace meanwhile.
+//!
+//! Open loop at 1 k and 10 k orders/s (latency from each order's intended send time, so
+//! coordinated omission is corrected), then closed loop at the maximum rate. Orders rest
+//! far below the market (the price band is off), half of them canceled, so the engine's
+//! books of open orders stay bounded.
+//!
+//! `cargo bench -p aaiti-benches --bench fix_roundtrip` (`-- --quick`: 3 s per run).
+
+#![allow(
+    clippy::print_stdout,
+    clippy::cast_precision_loss,
+    reason = "a benchmark prints its figures"
+)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aaiti_core::config::{self, DEFAULT_CONFIG};
+use aaiti_core::engine::{self, RunOptions};
+use aaiti_feeds::replay::Pace;
+use aaiti_tools::fixload::{self, LoadConfig, LoadReport, Mix, Summary};
+
+fn load(
+    connect: SocketAddr,
+    rate: f64,
+    seconds: u64,
+    credentials: bool,
+) -> anyhow::Result<LoadReport> {
+    let mut config = LoadConfig::new(connect);
+    config.rate = rate;
+    config.window = 32;
+    config.duration = Duration::from_secs(seconds);
+    config.warmup = Duration::from_secs(2);
+    config.mix = Mix {
+        new: 50,
+        cancel: 50,
+        replace: 0,
+    };
+    config.account = "desk-1".to_owned();
+    config.price = "30000".to_owned();
+    config.price_jitter_ticks = 1000;
+    if credentials {
+        config.username = Some("desk".to_owned());
+        config.password = Some("desk-demo".to_owned());
+    }
+    fixload::run(&config).map_err(|error| anyhow::anyhow!("load run against {connect}: {error}"))
+}
+
+fn row(label: &str, report: &LoadReport) -> Summary {
+    let s = report.latency_summary();
+    println!(
+        "{label:<34} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>10.1} {:>11.0} {:>7}",
+        s.p50_ns as f64 / 1e3,
+        s.p90_ns as f64 / 1e3,
+        s.p99_ns as f64 / 1e3,
+        s.p999_ns as f64 / 1e3,
+        s.max_ns as f64 / 1e3,
+        report.throughput,
+        report.rejected,
+    );
+    s
+}
+
+fn main() -> anyhow::Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let seconds = if quick { 3 } else { 10 };
+
+    let responder = fixload::start_responder("127.0.0.1:0".parse()?)?;
+    let floor_address = responder.local_addr();
+
+    let data = std::env::temp_dir().join(format!("aaiti-bench-fix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let text = DEFAULT_CONFIG
+        .replacen("listen = \"127.0.0.1:9878\"", "listen = \"127.0.0.1:0\"", 1)
+        .replacen("latency_us = 1000", "latency_us = 0", 1)
+        .replace("throttle_per_minute = 1000", "throttle_per_minute = 0")
+        .replacen("orders_per_minute = 1000", "orders_per_minute = 0", 1)
+        .replacen("max_open_orders = 500", "max_open_orders = 65536", 1)
+        .replacen(
+            "price_band_bps = 500\nmax_open_orders = 200",
+            "price_band_bps = 0\nmax_open_orders = 0",
+            1,
+        )
+        .replacen(
+            "max_gross_exposure = \"2000000\"",
+            "max_gross_exposure = \"none\"",
+            1,
+        )
+        .replacen(
+            "max_net_exposure = \"1000000\"",
+            "max_net_exposure = \"none\"",
+            1,
+        );
+    let path = data.with_extension("toml");
+    std::fs::create_dir_all(&data)?;
+    std::fs::write(&path, text)?;
+    let loaded = config::load(Some(&path))?;
+    let options = RunOptions {
+        speed: Some(Pace::Recorded),
+        data_dir: Some(data.clone()),
+        ..RunOptions::default()
+    };
+    let started = engine::start(&loaded, &options)?;
+    let engine_address = started
+        .fix_address
+        .ok_or_else(|| anyhow::anyhow!("no gateway"))?;
+    println!(
+        "machine: {} cores; threads: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        started.plan.threads.len()
+    );
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>10} {:>10} {:>11} {:>7}",
+        "run (latency us)", "p50", "p90", "p99", "p99.9", "max", "acks/s", "rejects"
+    );
+    let mut ratios = Vec::new();
+    for rate in [1_000.0, 10_000.0] {
+        let floor = row(
+            &format!("floor, open loop {}/s", rate as u64),
+            &load(floor_address, rate, seconds, false)?,
+        );
+        let engine = row(
+            &format!("engine, open loop {}/s", rate as u64),
+            &load(engine_address, rate, seconds, true)?,
+        );
+        ratios.push((rate, engine.p50_ns as f64 / floor.p50_ns.max(1) as f64));
+    }
+    let floor_max = load(floor_address, 0.0, seconds, false)?;
+    row("floor, closed loop (max rate)", &floor_max);
+    let engine_max = load(engine_address, 0.0, seconds, true)?;
+    row("engine, closed loop (max rate)", &engine_max);
+    for (rate, ratio) in ratios {
+        println!(
+            "p50 engine / floor at {}/s: {ratio:.2}x (goal <= 1.2x)",
+            rate as u64
+        );
+    }
+    println!(
+        "max rate per session: engine {:.0} orders/s, floor {:.0} (goal >= 150000)",
+        engine_max.throughput, floor_max.throughput
+    );
+    started.running.stop_handle().request_stop();
+    let finished = started.wait();
+    if finished.report.failed {
+        anyhow::bail!("the engine failed during the benchmark");
+    }
+    let _ = responder.stop();
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
