@@ -70,13 +70,40 @@ fn row(label: &str, report: &LoadReport) -> Summary {
     s
 }
 
+fn rejects(label: &str, report: &LoadReport) {
+    for (reason, count) in &report.rejects {
+        println!("  {label} rejects: {count} {reason}");
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let seconds = if quick { 3 } else { 10 };
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>10} {:>10} {:>11} {:>7}",
+        "run (latency us)", "p50", "p90", "p99", "p99.9", "max", "acks/s", "rejects"
+    );
 
+    // 1. The floor, with nothing else running.
     let responder = fixload::start_responder("127.0.0.1:0".parse()?)?;
     let floor_address = responder.local_addr();
+    let mut floors = Vec::new();
+    for rate in [1_000.0, 10_000.0] {
+        floors.push(row(
+            &format!("floor, open loop {}/s", rate as u64),
+            &load(floor_address, rate, seconds, false)?,
+        ));
+    }
+    let floor_max = load(floor_address, 0.0, seconds, false)?;
+    row("floor, closed loop (max rate)", &floor_max);
+    let _ = responder.stop();
 
+    // 2. The engine on one core (one thread runs every source and stage, spinning), so the
+    //    load generator has the other core to itself, as the responder's pair had.
     let data = std::env::temp_dir().join(format!("aaiti-bench-fix-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let text = DEFAULT_CONFIG
@@ -99,45 +126,55 @@ fn main() -> anyhow::Result<()> {
             "max_net_exposure = \"1000000\"",
             "max_net_exposure = \"none\"",
             1,
+        )
+        // Resting orders reserve margin: a desk account deep enough for every one of them.
+        .replacen(
+            "name = \"desk-1\"\naccount_type = \"paper\"\nmargin_mode = \"cross\"\nbalances = { USDT = \"100000\" }",
+            "name = \"desk-1\"\naccount_type = \"paper\"\nmargin_mode = \"cross\"\nbalances = { USDT = \"1000000000\" }",
+            1,
+        )
+        .replacen(
+            "max_drawdown_bps = 1000",
+            "max_drawdown_bps = 1000\nmax_concentration_bps = 0\nmax_correlated_exposure = \"none\"",
+            1,
         );
+    if !text.contains("USDT = \"1000000000\"") {
+        anyhow::bail!("the default configuration changed: update this benchmark's edits");
+    }
     let path = data.with_extension("toml");
     std::fs::create_dir_all(&data)?;
     std::fs::write(&path, text)?;
     let loaded = config::load(Some(&path))?;
+    let first_core = aaiti_core::sys::available_cores()
+        .first()
+        .copied()
+        .unwrap_or(0);
     let options = RunOptions {
         speed: Some(Pace::Recorded),
         data_dir: Some(data.clone()),
+        cores: Some(vec![first_core]),
         ..RunOptions::default()
     };
     let started = engine::start(&loaded, &options)?;
     let engine_address = started
         .fix_address
         .ok_or_else(|| anyhow::anyhow!("no gateway"))?;
-    println!(
-        "machine: {} cores; threads: {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        started.plan.threads.len()
-    );
-    println!(
-        "{:<34} {:>9} {:>9} {:>9} {:>10} {:>10} {:>11} {:>7}",
-        "run (latency us)", "p50", "p90", "p99", "p99.9", "max", "acks/s", "rejects"
-    );
+    // Let the replayed book become valid first (orders on an invalid book are refused).
+    std::thread::sleep(Duration::from_secs(3));
     let mut ratios = Vec::new();
-    for rate in [1_000.0, 10_000.0] {
-        let floor = row(
-            &format!("floor, open loop {}/s", rate as u64),
-            &load(floor_address, rate, seconds, false)?,
-        );
-        let engine = row(
-            &format!("engine, open loop {}/s", rate as u64),
-            &load(engine_address, rate, seconds, true)?,
-        );
+    for (rate, floor) in [1_000.0, 10_000.0].into_iter().zip(&floors) {
+        let report = load(engine_address, rate, seconds, true)?;
+        let engine = row(&format!("engine, open loop {}/s", rate as u64), &report);
+        rejects("engine", &report);
         ratios.push((rate, engine.p50_ns as f64 / floor.p50_ns.max(1) as f64));
     }
-    let floor_max = load(floor_address, 0.0, seconds, false)?;
-    row("floor, closed loop (max rate)", &floor_max);
     let engine_max = load(engine_address, 0.0, seconds, true)?;
     row("engine, closed loop (max rate)", &engine_max);
+    rejects("engine", &engine_max);
+    println!(
+        "engine placement: {} thread(s) on core {first_core}",
+        started.plan.threads.len()
+    );
     for (rate, ratio) in ratios {
         println!(
             "p50 engine / floor at {}/s: {ratio:.2}x (goal <= 1.2x)",
@@ -153,7 +190,6 @@ fn main() -> anyhow::Result<()> {
     if finished.report.failed {
         anyhow::bail!("the engine failed during the benchmark");
     }
-    let _ = responder.stop();
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_file(&path);
     Ok(())

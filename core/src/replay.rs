@@ -4,7 +4,7 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use aaiti_feeds::replay::{Clock, Pace, Pacer, RecordingReader, ReplayError, SystemClock};
+use aaiti_feeds::replay::{Pace, Pacer, RecordingReader, ReplayError, SystemClock};
 use aaiti_feeds::{
     BinanceFeed, CoinbaseFeed, FeedConfig, FeedHandler, FeedStats, KrakenV1Feed, KrakenV2Feed,
     RecordBuffer,
@@ -192,12 +192,6 @@ impl ReplaySource {
     }
 }
 
-/// A message due within this long is waited for inside `poll` (pacing stays precise).
-const IN_POLL_WAIT_NS: u64 = 200_000;
-/// Longest sleep in one `poll` while the next message is not due (the thread's other
-/// sources, such as admin commands, are served at least this often).
-const IDLE_SLEEP_NS: u64 = 1_000_000;
-
 /// The parts of a [`ReplaySource`] that emitting a message uses.
 struct Parts<'a> {
     handler: &'a mut (dyn FeedHandler + Send),
@@ -223,17 +217,11 @@ fn emit_message(parts: &mut Parts<'_>, ts: UnixNanos, payload: &mut [u8], out: &
 }
 
 impl ReplaySource {
-    /// Whether the held message is due; sleeps a little when it is not.
+    /// Whether the held message is due. Never sleeps: the thread's other sources (admin
+    /// commands, the desk's sessions) are served meanwhile, and the thread's wait strategy
+    /// decides how it idles.
     fn due(&mut self, ts: UnixNanos) -> bool {
-        let wait = self.pacer.due_in(ts);
-        if wait > IN_POLL_WAIT_NS {
-            self.pacer.clock_mut().sleep_ns(IDLE_SLEEP_NS.min(wait));
-            return false;
-        }
-        if wait > 0 {
-            self.pacer.clock_mut().sleep_ns(wait);
-        }
-        true
+        self.pacer.due_in(ts) == 0
     }
 }
 
@@ -283,19 +271,12 @@ impl Source for ReplaySource {
             // While resuming, messages whose records are already journaled are normalized
             // again (the handler rebuilds its state) without pacing and without emitting.
             let resuming = self.handler.last_seq() < self.resume_after_seq;
-            if !resuming {
-                let wait = self.pacer.due_in(message.ts_recv);
-                if wait > IN_POLL_WAIT_NS {
-                    // Not due for a while: keep it and let the thread's other sources run.
-                    self.held = Some(message.ts_recv);
-                    self.held_payload.clear();
-                    self.held_payload.extend_from_slice(message.payload);
-                    self.pacer.clock_mut().sleep_ns(IDLE_SLEEP_NS.min(wait));
-                    return status;
-                }
-                if wait > 0 {
-                    self.pacer.clock_mut().sleep_ns(wait);
-                }
+            if !resuming && self.pacer.due_in(message.ts_recv) > 0 {
+                // Not due yet: keep it and let the thread's other sources run.
+                self.held = Some(message.ts_recv);
+                self.held_payload.clear();
+                self.held_payload.extend_from_slice(message.payload);
+                return status;
             }
             let (ts, payload) = (message.ts_recv, message.payload);
             let mut parts = Parts {

@@ -1089,7 +1089,8 @@ crate::order::wire_enum!(
         /// the change applies, whole or not at all, when its last piece arrives.
         LimitsChunk = 9 => "limits_chunk",
         /// A desk asks for an order's state; changes nothing. `account` is the order's
-        /// account, `text` its client order id (zero-padded).
+        /// account, `arg` its order id (0: unknown), `text` its client order id
+        /// (zero-padded; used when `arg` is 0).
         OrderStatus = 10 => "order_status",
         /// A desk session's logon (`arg` 1), logout (2) or refused logon (3), for the audit
         /// trail; changes nothing. `text`: the peer's CompID, a space, and the reason.

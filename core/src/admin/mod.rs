@@ -76,12 +76,16 @@ pub enum AdminCommand {
         #[serde(default)]
         account: Option<String>,
     },
-    /// The state of one order, by account and client order id (a desk's status request).
+    /// The state of one order, by engine order id or by account and client order id (a
+    /// desk's status request).
     OrderStatus {
         /// Account name.
         account: String,
-        /// Client order id (at most 40 bytes).
+        /// Client order id (at most 40 bytes; may be empty when `order_id` is given).
         client_order_id: String,
+        /// The engine's order id, when known.
+        #[serde(default)]
+        order_id: Option<u64>,
     },
     /// Engage the kill switch: halt, cancel every open order, optionally flatten.
     KillSwitch {
@@ -237,13 +241,20 @@ impl AdminSource {
             AdminCommand::OrderStatus {
                 account,
                 client_order_id,
+                order_id,
             } => {
                 let bytes = client_order_id.as_bytes();
-                if bytes.is_empty() || bytes.len() > 40 {
-                    return Err("a client order id has 1 to 40 bytes".to_owned());
+                if bytes.len() > 40 || (bytes.is_empty() && order_id.is_none()) {
+                    return Err(
+                        "name the order: an order id, or a client order id of 1 to 40 bytes"
+                            .to_owned(),
+                    );
                 }
-                let mut record =
-                    control(ControlAction::OrderStatus, self.account(Some(account))?, 0);
+                let mut record = control(
+                    ControlAction::OrderStatus,
+                    self.account(Some(account))?,
+                    order_id.unwrap_or(0),
+                );
                 record.text[..bytes.len()].copy_from_slice(bytes);
                 vec![record]
             }

@@ -71,7 +71,11 @@ struct Waiting {
 enum WaitingKind {
     Admin(app::AdminRequest),
     Positions(app::PositionsRequest),
-    Status { command: OrderCommand },
+    Status {
+        command: OrderCommand,
+        ord_status_req_id: Option<app::ReqId>,
+        seq: u64,
+    },
 }
 
 /// Where an order's reports go: the session, and the key of its [`DeskOrders`] entry.
@@ -590,7 +594,11 @@ impl Desk {
                 });
             }
             WaitingKind::Positions(request) => self.positions(acceptor, session, request, reply),
-            WaitingKind::Status { command } => self.status(acceptor, session, command, reply),
+            WaitingKind::Status {
+                command,
+                ord_status_req_id,
+                seq,
+            } => self.status(acceptor, session, command, *ord_status_req_id, *seq, reply),
         }
     }
 
@@ -669,56 +677,49 @@ impl Desk {
         }
     }
 
+    #[allow(clippy::too_many_arguments, reason = "one request's parts, cold path")]
     fn status(
         &mut self,
         acceptor: &mut Acceptor,
         session: SessionId,
         command: &OrderCommand,
+        ord_status_req_id: Option<app::ReqId>,
+        seq: u64,
         reply: AdminReply,
     ) {
-        // The engine's view of the order as an event the report encoder understands.
-        let status = reply.ok().and_then(|value| {
-            let number = |key: &str| value[key].as_i64();
-            Some(OrderEvent {
-                kind: aaiti_model::OrderEventKind::CancelRejected.code(),
-                side: command.side,
-                account: command.account,
-                instrument: command.instrument,
-                order_id: aaiti_model::OrderId(value["order_id"].as_u64()?),
-                price: Price(number("price")?),
-                cum_qty: Qty(number("cum_qty")?),
-                leaves_qty: Qty(number("leaves_qty")?),
-                avg_price: Price(number("avg_price")?),
-                client_order_id: ClientOrderId::new(value["client_order_id"].as_str()?.as_bytes())
-                    .ok()?,
-                ..OrderEvent::default()
-            })
-        });
         let stamp = self.stamp();
         let ctx = self.ctx.clone();
-        match status {
-            Some(event) => {
-                let mut info = OrderInfo::from_command(&OrderCommand {
-                    action: OrderAction::New.code(),
-                    client_order_id: event.client_order_id,
-                    ..*command
-                })
-                .unwrap_or_else(|| info_from_request(command));
-                info.client_order_id = event.client_order_id;
-                // ExecType I (order status) through the execution report encoder.
+        match reply
+            .ok()
+            .and_then(|value| status_from_json(&value, command))
+        {
+            Some(state) => {
+                let report = app::StatusReport {
+                    order: &state.info,
+                    order_id: state.order_id,
+                    ord_status: state.ord_status,
+                    cum_qty: state.cum_qty,
+                    leaves_qty: state.leaves_qty,
+                    avg_price: state.avg_price,
+                    ord_status_req_id: ord_status_req_id.as_ref().map(app::ReqId::as_bytes),
+                };
                 self.send(acceptor, session, b"8", |enc| {
-                    app::encode_execution_report(enc, &event, &info, &stamp, &ctx)
+                    app::encode_status_report(enc, &report, &stamp, &ctx)
                 });
             }
             None => {
-                let reason = app::BusinessReason::UnknownId;
+                let id = if command.orig_client_order_id.is_none() {
+                    command.client_order_id
+                } else {
+                    command.orig_client_order_id
+                };
                 self.send(acceptor, session, b"j", |enc| {
                     app::encode_business_reject(
                         enc,
-                        0,
+                        seq,
                         b"H",
-                        Some(command.orig_client_order_id.as_bytes()),
-                        reason,
+                        (!id.is_none()).then(|| id.as_bytes()),
+                        app::BusinessReason::UnknownId,
                         "unknown order",
                     )
                 });
@@ -727,23 +728,57 @@ impl Desk {
     }
 }
 
-/// The order terms of a status request (from its command) when nothing better is known.
-fn info_from_request(command: &OrderCommand) -> OrderInfo {
-    OrderInfo {
+/// An order as the engine's status answer describes it.
+struct OrderState {
+    info: OrderInfo,
+    order_id: aaiti_model::OrderId,
+    ord_status: u8,
+    cum_qty: Qty,
+    leaves_qty: Qty,
+    avg_price: Price,
+}
+
+/// The engine's answer to a status request as the order's terms and state.
+fn status_from_json(value: &serde_json::Value, command: &OrderCommand) -> Option<OrderState> {
+    let int = |key: &str| value[key].as_i64();
+    let code = |key: &str| value[key].as_u64().and_then(|c| u8::try_from(c).ok());
+    let info = OrderInfo {
         account: command.account,
-        instrument: command.instrument,
-        side: command.side().unwrap_or(aaiti_model::Side::Buy),
-        order_type: aaiti_model::OrderType::Limit,
-        time_in_force: aaiti_model::TimeInForce::Day,
-        flags: command.flags(),
-        qty: command.qty,
-        price: command.price,
-        stop_price: command.stop_price,
-        expire_at: command.expire_at,
-        client_order_id: command.client_order_id,
+        instrument: InstrumentId(u32::try_from(value["instrument"].as_u64()?).ok()?),
+        side: aaiti_model::Side::try_from(code("side")?).ok()?,
+        order_type: aaiti_model::OrderType::try_from(code("order_type")?).ok()?,
+        time_in_force: aaiti_model::TimeInForce::try_from(code("time_in_force")?).ok()?,
+        flags: aaiti_model::OrderFlags(code("flags")?),
+        qty: Qty(int("qty")?),
+        price: Price(int("price")?),
+        stop_price: Price(int("stop_price")?),
+        expire_at: UnixNanos(value["expire_at"].as_u64()?),
+        client_order_id: ClientOrderId::new(value["client_order_id"].as_str()?.as_bytes()).ok()?,
         orig_client_order_id: ClientOrderId::NONE,
         request: app::PendingRequest::default(),
-    }
+    };
+    // OrdStatus (39) of the order manager's state; a cancel or replace in flight shows as
+    // pending cancel (6).
+    let pending = value["pending"].as_bool() == Some(true);
+    let ord_status = match value["status"].as_str()? {
+        "Armed" | "New" | "PartiallyFilled" if pending => b'6',
+        "PendingNew" => b'A',
+        "Armed" | "New" => b'0',
+        "PartiallyFilled" => b'1',
+        "Filled" => b'2',
+        "Canceled" => b'4',
+        "Rejected" => b'8',
+        "Expired" => b'C',
+        _ => return None,
+    };
+    Some(OrderState {
+        info,
+        order_id: aaiti_model::OrderId(value["order_id"].as_u64()?),
+        ord_status,
+        cum_qty: Qty(int("cum_qty")?),
+        leaves_qty: Qty(int("leaves_qty")?),
+        avg_price: Price(int("avg_price")?),
+    })
 }
 
 impl Application for Desk {
@@ -831,7 +866,10 @@ impl Application for Desk {
         };
         match request {
             DeskRequest::Order(command) => self.order(session, command),
-            DeskRequest::Status { command, .. } => {
+            DeskRequest::Status {
+                command,
+                ord_status_req_id,
+            } => {
                 let account = self
                     .ctx
                     .account_name(command.account)
@@ -842,13 +880,20 @@ impl Application for Desk {
                 } else {
                     command.orig_client_order_id
                 };
+                // By OrderID (37) when given: it names the order whatever its ClOrdID became.
+                let order_id = (command.order_id.0 != 0).then_some(command.order_id.0);
                 let reply = self.admin.submit(AdminCommand::OrderStatus {
                     account,
                     client_order_id: String::from_utf8_lossy(id.as_bytes()).into_owned(),
+                    order_id,
                 });
                 self.waiting.push(Waiting {
                     session,
-                    kind: WaitingKind::Status { command },
+                    kind: WaitingKind::Status {
+                        command,
+                        ord_status_req_id,
+                        seq: msg.seq_num().unwrap_or(0),
+                    },
                     reply,
                 });
             }

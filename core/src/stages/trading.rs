@@ -633,20 +633,26 @@ impl TradingStage {
             .iter()
             .rposition(|&byte| byte != 0)
             .map_or(0, |last| last + 1);
-        let id = aaiti_model::ClientOrderId::new(&control.text[..used])
-            .map_err(|error| format!("client order id: {error}"))?;
-        let order = self
-            .oms
-            .find_by_client_id(control.account, &id)
-            .ok_or_else(|| "unknown order".to_owned())?;
+        let order = if control.arg != 0 {
+            self.oms
+                .order(OrderId(control.arg))
+                .filter(|order| order.account == control.account)
+        } else {
+            let id = aaiti_model::ClientOrderId::new(&control.text[..used])
+                .map_err(|error| format!("client order id: {error}"))?;
+            self.oms.find_by_client_id(control.account, &id)
+        }
+        .ok_or_else(|| "unknown order".to_owned())?;
         Ok(serde_json::json!({
             "order_id": order.id.0,
             "account": order.account.0,
             "instrument": order.instrument.0,
             "client_order_id": String::from_utf8_lossy(order.client_order_id.as_bytes()),
-            "side": order.side.name(),
-            "order_type": order.order_type.name(),
-            "time_in_force": order.time_in_force.name(),
+            "side": order.side.code(),
+            "order_type": order.order_type.code(),
+            "time_in_force": order.time_in_force.code(),
+            "flags": order.flags.0,
+            "expire_at": order.expire_at.0,
             "price": order.price.0,
             "stop_price": order.stop_price.0,
             "qty": order.qty.0,

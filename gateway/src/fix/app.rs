@@ -116,10 +116,11 @@ use aaiti_model::{AccountId, Instrument, InstrumentId, InstrumentRegistry, Venue
 pub use decode::decode;
 pub use encode::{
     AdminResponse, AdminStatus, EncodeError, LevelAction, LevelChange, PositionReport,
-    PositionsAck, ReportStamp, cxl_rej_reason, encode_admin_response, encode_app_reject,
-    encode_business_reject, encode_cancel_reject, encode_execution_report, encode_md_incremental,
-    encode_md_reject, encode_md_snapshot, encode_order_event, encode_position_report,
-    encode_positions_ack, ord_rej_reason, order_event_msg_type,
+    PositionsAck, ReportStamp, StatusReport, cxl_rej_reason, encode_admin_response,
+    encode_app_reject, encode_business_reject, encode_cancel_reject, encode_execution_report,
+    encode_md_incremental, encode_md_reject, encode_md_snapshot, encode_order_event,
+    encode_position_report, encode_positions_ack, encode_status_report, ord_rej_reason,
+    order_event_msg_type,
 };
 pub use orders::{DeskOrders, DeskOrdersFull, OrderInfo, PendingRequest, RequestKind};
 

@@ -954,3 +954,75 @@ pub fn encode_admin_response(
     }
     Ok(())
 }
+
+/// An order's state, answering an OrderStatusRequest (H).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct StatusReport<'a> {
+    /// The order.
+    pub order: &'a OrderInfo,
+    /// OrderID (37).
+    pub order_id: OrderId,
+    /// OrdStatus (39), as the engine's order manager has it.
+    pub ord_status: u8,
+    /// CumQty (14).
+    pub cum_qty: Qty,
+    /// LeavesQty (151).
+    pub leaves_qty: Qty,
+    /// AvgPx (6).
+    pub avg_price: Price,
+    /// OrdStatusReqID (790) of the request, echoed.
+    pub ord_status_req_id: Option<&'a [u8]>,
+}
+
+/// Writes an ExecutionReport (8) body with ExecType `I` (order status): 37, 11, 17, 150,
+/// 39, 790, 1, 55, 207, 54, 38, 40, 44, 99, 59, 126, 18, 151, 14, 6, 60. ExecID is
+/// `<OrderID>-s<seq>`.
+///
+/// # Errors
+///
+/// An instrument not in the registry, or an OrdStatusReqID that is empty or contains SOH.
+pub fn encode_status_report(
+    enc: &mut Encoder,
+    report: &StatusReport<'_>,
+    stamp: &ReportStamp,
+    ctx: &DeskContext<'_>,
+) -> Result<(), EncodeError> {
+    let order = report.order;
+    let instrument = instrument(ctx, order.instrument)?;
+    let price_places = instrument.price_scale.places();
+    let qty_places = instrument.qty_scale.places();
+    write_order_id(enc, report.order_id);
+    write_client_id(enc, 11, &order.client_order_id);
+    let mut exec_id = IdBuf::new();
+    exec_id.push_u64(report.order_id.0);
+    exec_id.push(b'-');
+    exec_id.push(b's');
+    exec_id.push_u64(stamp.seq);
+    enc.str(17, exec_id.as_bytes());
+    enc.char(150, b'I');
+    enc.char(39, report.ord_status);
+    if let Some(id) = report.ord_status_req_id {
+        text(enc, 790, id)?;
+    }
+    write_account(enc, order.account, ctx);
+    write_instrument(enc, instrument, ctx);
+    enc.char(54, side_code(order.side));
+    enc.decimal(38, order.qty.0, qty_places);
+    enc.char(40, ord_type_code(order.order_type));
+    if order.order_type.has_limit_price() {
+        enc.decimal(44, order.price.0, price_places);
+    }
+    if order.order_type.has_stop_price() {
+        enc.decimal(99, order.stop_price.0, price_places);
+    }
+    enc.char(59, tif_code(order.time_in_force));
+    if order.time_in_force == TimeInForce::Gtd && order.expire_at.0 != 0 {
+        enc.timestamp(126, order.expire_at);
+    }
+    write_exec_inst(enc, order.flags);
+    enc.decimal(151, report.leaves_qty.0, qty_places);
+    enc.decimal(14, report.cum_qty.0, qty_places);
+    enc.decimal(6, report.avg_price.0, price_places);
+    enc.timestamp(60, stamp.time);
+    Ok(())
+}
