@@ -112,7 +112,7 @@ pub struct GatewaySetup {
 
 /// The gateway's application state (everything but the acceptor).
 struct Desk {
-    ctx: DeskContext<'static>,
+    ctx: &'static DeskContext<'static>,
     scopes: Vec<Option<SessionScope>>,
     names: Vec<String>,
     orders: DeskOrders,
@@ -165,10 +165,11 @@ impl GatewaySource {
         // gateway lives as long as the engine (one per start).
         let registry: &'static InstrumentRegistry = Box::leak(Box::new(setup.registry));
         let accounts: &'static [String] = Box::leak(setup.accounts.into_boxed_slice());
-        let ctx = DeskContext::new(registry, accounts)?;
+        let ctx: &'static DeskContext<'static> =
+            Box::leak(Box::new(DeskContext::new(registry, accounts)?));
         let mut scopes = Vec::with_capacity(setup.sessions.len());
         for (index, session) in setup.sessions.iter().enumerate() {
-            scopes.push(Some(scope(&ctx, session).map_err(|error| {
+            scopes.push(Some(scope(ctx, session).map_err(|error| {
                 anyhow::anyhow!("gateway.sessions[{index}]: {error}")
             })?));
         }
@@ -373,12 +374,12 @@ impl Desk {
             return;
         };
         let stamp = self.stamp();
-        let ctx = self.ctx.clone();
+        let ctx = self.ctx;
         self.send(
             acceptor,
             route.session,
             app::order_event_msg_type(event),
-            |enc| app::encode_order_event(enc, event, &info, &stamp, &ctx),
+            |enc| app::encode_order_event(enc, event, &info, &stamp, ctx),
         );
         self.counters.reports_out += 1;
         let Some(entry) = self.orders.get_mut(account, &key) else {
@@ -446,12 +447,12 @@ impl Desk {
                 continue;
             }
             let (session, req_id) = (sub.session, sub.req_id);
-            let ctx = self.ctx.clone();
+            let ctx = self.ctx;
             // A venue update can move hundreds of levels: several smaller messages keep
             // every message well within what FIX engines parse.
             for part in changes.chunks(MAX_CHANGES_PER_MESSAGE) {
                 self.send(acceptor, session, b"X", |enc| {
-                    app::encode_md_incremental(enc, Some(req_id.as_bytes()), instrument, part, &ctx)
+                    app::encode_md_incremental(enc, Some(req_id.as_bytes()), instrument, part, ctx)
                 });
                 self.counters.md_out += 1;
             }
@@ -487,7 +488,7 @@ impl Desk {
                 &bids[..bids.len().min(depth)],
                 &asks[..asks.len().min(depth)],
             );
-            let ctx = self.ctx.clone();
+            let ctx = self.ctx;
             self.send(acceptor, sub.session, b"W", |enc| {
                 app::encode_md_snapshot(
                     enc,
@@ -495,7 +496,7 @@ impl Desk {
                     instrument,
                     bids,
                     asks,
-                    &ctx,
+                    ctx,
                 )
             });
             self.counters.md_out += 1;
@@ -588,9 +589,9 @@ impl Desk {
                     text,
                     risk_state: state.as_deref().map(str::as_bytes),
                 };
-                let ctx = self.ctx.clone();
+                let ctx = self.ctx;
                 self.send(acceptor, session, b"U2", |enc| {
-                    app::encode_admin_response(enc, &response, &ctx)
+                    app::encode_admin_response(enc, &response, ctx)
                 });
             }
             WaitingKind::Positions(request) => self.positions(acceptor, session, request, reply),
@@ -623,9 +624,9 @@ impl Desk {
                     account: Some(request.account),
                     text: Some(&error),
                 };
-                let ctx = self.ctx.clone();
+                let ctx = self.ctx;
                 self.send(acceptor, session, b"AO", |enc| {
-                    app::encode_positions_ack(enc, &ack, &ctx)
+                    app::encode_positions_ack(enc, &ack, ctx)
                 });
                 return;
             }
@@ -652,9 +653,9 @@ impl Desk {
             account: Some(request.account),
             text: None,
         };
-        let ctx = self.ctx.clone();
+        let ctx = self.ctx;
         self.send(acceptor, session, b"AO", |enc| {
-            app::encode_positions_ack(enc, &ack, &ctx)
+            app::encode_positions_ack(enc, &ack, ctx)
         });
         let now = crate::clock::now();
         for line in mine {
@@ -672,7 +673,7 @@ impl Desk {
                 unrealized_pnl: line.unrealized,
             };
             self.send(acceptor, session, b"AP", |enc| {
-                app::encode_position_report(enc, &report, &ctx)
+                app::encode_position_report(enc, &report, ctx)
             });
         }
     }
@@ -688,7 +689,7 @@ impl Desk {
         reply: AdminReply,
     ) {
         let stamp = self.stamp();
-        let ctx = self.ctx.clone();
+        let ctx = self.ctx;
         match reply
             .ok()
             .and_then(|value| status_from_json(&value, command))
@@ -704,7 +705,7 @@ impl Desk {
                     ord_status_req_id: ord_status_req_id.as_ref().map(app::ReqId::as_bytes),
                 };
                 self.send(acceptor, session, b"8", |enc| {
-                    app::encode_status_report(enc, &report, &stamp, &ctx)
+                    app::encode_status_report(enc, &report, &stamp, ctx)
                 });
             }
             None => {
@@ -844,7 +845,7 @@ impl Application for Desk {
         let Some(scope) = self.scopes.get(session.0 as usize).copied().flatten() else {
             return Ok(());
         };
-        let request = match app::decode(msg, &self.ctx, &scope) {
+        let request = match app::decode(msg, self.ctx, &scope) {
             Ok(request) => request,
             Err(reject) => {
                 self.counters.rejected += 1;
