@@ -8,14 +8,14 @@
     reason = "a failed unwrap or panic is a failed test"
 )]
 
+mod desk_support;
+
+use desk_support::start;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aaiti_core::config::{self, DEFAULT_CONFIG};
-use aaiti_core::engine::{self, RunOptions, Started};
-use aaiti_feeds::replay::Pace;
 use aaiti_gateway::fix::codec::{Encoder, Framing, frame};
 use aaiti_journal::JournalReader;
 use aaiti_model::{Control, ControlAction, OrderCommand, RecordKind, UnixNanos};
@@ -150,27 +150,6 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// The default configuration on an ephemeral port, without venue latency or throttles, with
-/// small journal segments and yielding threads.
-fn start(data: &Path) -> Started {
-    let text = DEFAULT_CONFIG
-        .replacen("wait = \"busy-spin\"", "wait = \"yield\"", 1)
-        .replacen("segment_size_mb = 256", "segment_size_mb = 4", 1)
-        .replacen("listen = \"127.0.0.1:9878\"", "listen = \"127.0.0.1:0\"", 1)
-        .replacen("latency_us = 1000", "latency_us = 0", 1)
-        .replace("throttle_per_minute = 1000", "throttle_per_minute = 0");
-    let path = data.with_extension("toml");
-    std::fs::write(&path, text).unwrap();
-    let loaded = config::load(Some(&path)).unwrap();
-    let options = RunOptions {
-        speed: Some(Pace::Recorded),
-        data_dir: Some(data.to_owned()),
-        duration: Some(Duration::from_secs(120)),
-        ..RunOptions::default()
-    };
-    engine::start(&loaded, &options).unwrap()
 }
 
 fn order(fields: &[(u32, &str)]) -> Vec<(u32, String)> {

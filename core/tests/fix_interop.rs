@@ -18,14 +18,14 @@
     reason = "tests"
 )]
 
+mod desk_support;
+
+use desk_support::start;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aaiti_core::config::{self, DEFAULT_CONFIG};
-use aaiti_core::engine::{self, RunOptions, Started};
-use aaiti_feeds::replay::Pace;
 use aaiti_journal::JournalReader;
 use aaiti_model::{Control, ControlAction, OrderAction, OrderCommand, RecordKind};
 
@@ -71,27 +71,6 @@ fn python_with_asyncfix() -> PathBuf {
         "python_env.py printed {python:?}, which is not a file\n--- stderr\n{stderr}"
     );
     python
-}
-
-/// The default configuration on an ephemeral port, without venue latency or throttles, with
-/// small journal segments and yielding threads (as in `desk.rs`).
-fn start(data: &Path) -> Started {
-    let text = DEFAULT_CONFIG
-        .replacen("wait = \"busy-spin\"", "wait = \"yield\"", 1)
-        .replacen("segment_size_mb = 256", "segment_size_mb = 4", 1)
-        .replacen("listen = \"127.0.0.1:9878\"", "listen = \"127.0.0.1:0\"", 1)
-        .replacen("latency_us = 1000", "latency_us = 0", 1)
-        .replace("throttle_per_minute = 1000", "throttle_per_minute = 0");
-    let path = data.with_extension("toml");
-    std::fs::write(&path, text).unwrap();
-    let loaded = config::load(Some(&path)).unwrap();
-    let options = RunOptions {
-        speed: Some(Pace::Recorded),
-        data_dir: Some(data.to_owned()),
-        duration: Some(Duration::from_secs(120)),
-        ..RunOptions::default()
-    };
-    engine::start(&loaded, &options).unwrap()
 }
 
 /// The end of a possibly long log, on a char boundary.
