@@ -74,18 +74,6 @@ pub(crate) fn unsigned(text: &[u8]) -> Option<u64> {
     Some(value)
 }
 
-/// Days from 1970-01-01 to the given civil date (proleptic Gregorian; Howard Hinnant's
-/// `days_from_civil`).
-const fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 fn digits(text: &[u8], at: usize, count: usize) -> Option<u32> {
     let mut value = 0u32;
     for &b in text.get(at..at + count)? {
@@ -167,7 +155,7 @@ fn iso8601_inner(text: &[u8]) -> Option<UnixNanos> {
         }
         _ => return None,
     };
-    let days = days_from_civil(i64::from(year), month, day);
+    let days = aaiti_model::time::days_from_civil(i64::from(year), month, day);
     let seconds =
         days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
             - offset_s;

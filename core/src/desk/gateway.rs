@@ -33,7 +33,7 @@ use aaiti_gateway::fix::session::{DisconnectReason, SessionConfig};
 use aaiti_gateway::fix::store::{MemoryStore, MessageStore};
 use aaiti_model::{
     AccountId, ClientOrderId, Control, ControlAction, InstrumentId, InstrumentRegistry,
-    OrderAction, OrderCommand, OrderEvent, Price, Qty, RecordHeader, UnixNanos,
+    OrderAction, OrderCommand, OrderEvent, Price, Qty, RecordHeader, RejectReason, UnixNanos,
 };
 use crossbeam_channel::Receiver;
 
@@ -46,6 +46,8 @@ use crate::runtime::{Emitter, Source, SourceStatus};
 const ORDER_CAPACITY: usize = 65_536;
 /// Most level changes in one incremental refresh (X).
 const MAX_CHANGES_PER_MESSAGE: usize = 32;
+/// Most instruments one session may be subscribed to at once.
+const MAX_SUBSCRIPTIONS_PER_SESSION: usize = 256;
 /// Outbound messages handled per poll (bounded work per call).
 const OUTBOUND_PER_POLL: usize = 4_096;
 
@@ -386,7 +388,11 @@ impl Desk {
             return;
         };
         let request_before = entry.request;
-        let done = entry.apply(event);
+        // A cancel or replace of an order the engine does not know: the gateway's stand-in
+        // for it has served its one answer.
+        let unknown = event.kind == aaiti_model::OrderEventKind::CancelRejected.code()
+            && event.reject_reason == aaiti_model::RejectReason::UnknownOrder.code();
+        let done = entry.apply(event) || unknown;
         let after = *entry;
         if request_before.kind != app::RequestKind::None
             && after.request.kind == app::RequestKind::None
@@ -847,26 +853,25 @@ impl Application for Desk {
         };
         let request = match app::decode(msg, self.ctx, &scope) {
             Ok(request) => request,
-            Err(reject) => {
+            Err(app::AppReject::Session(reject)) => {
                 self.counters.rejected += 1;
-                if let app::AppReject::Session(reject) = reject {
-                    return Err(reject);
-                }
-                let stamp = self.stamp();
-                let mut failed = None;
-                let _ = reply.send(reject.msg_type(msg.msg_type()), |enc| {
-                    if let Err(error) = app::encode_app_reject(enc, msg, &reject, &stamp) {
-                        failed = Some(error);
-                    }
-                });
-                if let Some(error) = failed {
-                    tracing::error!(%error, "a reject to the desk could not be encoded");
-                }
+                return Err(reject);
+            }
+            Err(reject) => {
+                self.refuse(msg, reply, &reject);
                 return Ok(());
             }
         };
         match request {
-            DeskRequest::Order(command) => self.order(session, command),
+            DeskRequest::Order(command) => {
+                if let Err(reason) = self.order(session, command) {
+                    let reject = app::AppReject::Order {
+                        reason,
+                        text: reason.name(),
+                    };
+                    self.refuse(msg, reply, &reject);
+                }
+            }
             DeskRequest::Status {
                 command,
                 ord_status_req_id,
@@ -898,7 +903,24 @@ impl Application for Desk {
                     reply,
                 });
             }
-            DeskRequest::MarketData(request) => self.market_data(session, &request),
+            DeskRequest::MarketData(request) => {
+                let held = self
+                    .subs
+                    .iter()
+                    .filter(|sub| sub.session == session)
+                    .count();
+                if request.subscription != Subscription::Unsubscribe
+                    && held + request.instruments().len() > MAX_SUBSCRIPTIONS_PER_SESSION
+                {
+                    let reject = app::AppReject::MarketData {
+                        reason: app::MdRejectReason::InsufficientBandwidth,
+                        text: "too many market data subscriptions on this session",
+                    };
+                    self.refuse(msg, reply, &reject);
+                } else {
+                    self.market_data(session, &request);
+                }
+            }
             DeskRequest::Positions(request) => {
                 let reply = self.admin.submit(AdminCommand::Risk);
                 self.waiting.push(Waiting {
@@ -938,23 +960,48 @@ impl Application for Desk {
 }
 
 impl Desk {
+    /// Answers a request the gateway refuses (from the request itself).
+    fn refuse(&mut self, msg: &Message<'_>, reply: &mut Reply<'_>, reject: &app::AppReject) {
+        self.counters.rejected += 1;
+        let stamp = self.stamp();
+        let mut failed = None;
+        let _ = reply.send(reject.msg_type(msg.msg_type()), |enc| {
+            if let Err(error) = app::encode_app_reject(enc, msg, reject, &stamp) {
+                failed = Some(error);
+            }
+        });
+        if let Some(error) = failed {
+            tracing::error!(%error, "a reject to the desk could not be encoded");
+        }
+    }
+
     /// Remembers a desk order (for its reports) and queues its command for the engine.
-    fn order(&mut self, session: SessionId, command: OrderCommand) {
-        self.counters.orders_in += 1;
+    /// Refused, with nothing queued, when the gateway cannot track it: its reports could not
+    /// reach the desk, or a live order already has its ClOrdID.
+    fn order(&mut self, session: SessionId, command: OrderCommand) -> Result<(), RejectReason> {
         let account = command.account;
+        if self.routes.len() >= 2 * ORDER_CAPACITY {
+            return Err(RejectReason::MaxOpenOrders);
+        }
         match command.action() {
             Some(OrderAction::New) => {
-                if let Some(info) = OrderInfo::from_command(&command)
-                    && self.orders.insert(info).is_ok()
-                {
-                    self.routes.insert(
-                        (account, command.client_order_id),
-                        Route {
-                            session,
-                            order_key: command.client_order_id,
-                        },
-                    );
+                let Some(info) = OrderInfo::from_command(&command) else {
+                    return Err(RejectReason::UnsupportedOrder);
+                };
+                if self.orders.get(account, &command.client_order_id).is_some() {
+                    // A live order has this ClOrdID: its record must not be overwritten.
+                    return Err(RejectReason::DuplicateClientOrderId);
                 }
+                if self.orders.insert(info).is_err() {
+                    return Err(RejectReason::MaxOpenOrders);
+                }
+                self.routes.insert(
+                    (account, command.client_order_id),
+                    Route {
+                        session,
+                        order_key: command.client_order_id,
+                    },
+                );
             }
             Some(OrderAction::Cancel | OrderAction::Replace) => {
                 let target = command.orig_client_order_id;
@@ -977,7 +1024,9 @@ impl Desk {
             }
             _ => {}
         }
+        self.counters.orders_in += 1;
         self.records.push(Record::Command(command));
+        Ok(())
     }
 }
 

@@ -509,13 +509,11 @@ impl TradingStage {
                 self.set_state(scope, TradingState::Active, out);
             }
             Some(ControlAction::RiskReport) => {
-                let report = self.risk_state();
-                self.answer(report);
+                self.answer_with(Self::risk_state);
                 return;
             }
             Some(ControlAction::OrderStatus) => {
-                let status = self.order_status(control);
-                self.answer(status);
+                self.answer_with(|stage| stage.order_status(control));
                 return;
             }
             Some(ControlAction::LimitsChunk) => {
@@ -557,18 +555,22 @@ impl TradingStage {
             _ => return,
         }
         let applied = control.action().map_or("", ControlAction::name);
-        let reply = to_json(&self.risk.report(self.clock)).map(|risk| {
-            serde_json::json!({
-                "applied": applied,
-                "account": (control.account != Control::ALL_ACCOUNTS).then_some(control.account.0),
-                "risk": risk,
-            })
+        let account = (control.account != Control::ALL_ACCOUNTS).then_some(control.account.0);
+        self.answer_with(|stage| {
+            to_json(&stage.risk.report(stage.clock)).map(
+                |risk| serde_json::json!({ "applied": applied, "account": account, "risk": risk }),
+            )
         });
-        self.answer(reply);
     }
 
     /// Answers the admin command being handled (not when it is replayed).
     fn answer(&mut self, reply: AdminReply) {
+        self.answer_with(|_| reply);
+    }
+
+    /// Answers the admin command being handled with what `make` builds, which runs only
+    /// when there is someone to answer (not for replayed commands nor other streams).
+    fn answer_with(&mut self, make: impl FnOnce(&Self) -> AdminReply) {
         if self.cause.stream != crate::admin::ADMIN_STREAM {
             return;
         }
@@ -577,7 +579,7 @@ impl TradingStage {
             return;
         }
         if let Some(admin) = &self.admin {
-            admin.answer(self.cause.seq, reply);
+            admin.answer(self.cause.seq, make(self));
         }
     }
 
