@@ -22,6 +22,7 @@ pub mod market;
 pub mod oms;
 pub mod replay;
 pub mod runtime;
+pub mod signals;
 pub mod snapshots;
 pub mod stages;
 pub mod strategy;

@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Create the project's Python environment for the FIX interoperability test.
+"""Create the project's Python environment: the FIX interoperability test's FIX engine and,
+with --ml, the model training and inference-comparison packages.
 
-usage: python3 tools/scripts/python_env.py [--quiet]
+usage: python3 tools/scripts/python_env.py [--quiet] [--ml]
 
 Makes a virtual environment at `<repo>/.deps/venv` (git-ignored) and installs
 `asyncfix==1.0.1` into it from PyPI with pip, pinned by the wheel's SHA-256 so a changed
 upload cannot slip in. asyncfix is pure Python and has no dependencies, so nothing else is
-downloaded. Prints the venv's python path on stdout (the only line written there).
+downloaded. With --ml it also installs the pinned packages of `ML_PACKAGES` (numpy,
+scikit-learn, skl2onnx, onnx, onnxruntime: model training in tools/scripts/train.py and the
+Python side of the inference benchmark) as binary wheels from PyPI, with their own
+dependencies. Prints the venv's python path on stdout (the only line written there).
 
 Idempotent and fast when already set up: if the venv's python imports asyncfix 1.0.1 the
 script only prints the path. A venv left broken by an interrupted run (no python, or
@@ -38,19 +42,48 @@ CHECK = (
     "raise SystemExit(0 if m.version('asyncfix') == '1.0.1' else 1)"
 )
 
+# Training and inference comparison (--ml). Pinned so that a training run is reproducible;
+# onnxruntime matches the library the engine loads (x: ORT_VERSION).
+ML_PACKAGES = [
+    "numpy==2.4.6",
+    "scikit-learn==1.9.1",
+    "scipy==1.17.1",
+    "skl2onnx==1.20.0",
+    "onnx==1.23.2",
+    "onnxruntime==1.31.1",
+]
+ML_CHECK = (
+    "import importlib.metadata as m, sys; "
+    "want = dict(p.split('==') for p in sys.argv[1:]); "
+    "raise SystemExit(0 if all(m.version(k) == v for k, v in want.items()) else 1)"
+)
+
 
 def log(message):
     print(f"python_env: {message}", file=sys.stderr, flush=True)
 
 
-def ready():
+def ready(check=CHECK, args=()):
     if not os.path.exists(PYTHON):
         return False
     try:
-        done = subprocess.run([PYTHON, "-c", CHECK], capture_output=True, timeout=60)
+        done = subprocess.run([PYTHON, "-c", check, *args], capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
+
+
+def ml_ready():
+    return ready(ML_CHECK, ML_PACKAGES)
+
+
+def install_ml():
+    log(f"installing {' '.join(ML_PACKAGES)} from PyPI into {VENV}")
+    run(
+        [PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-input", "--only-binary=:all:", *ML_PACKAGES],
+        "pip install (ml packages)",
+    )
 
 
 def run(cmd, what):
@@ -101,6 +134,7 @@ def install():
 
 def main():
     quiet = "--quiet" in sys.argv[1:]
+    ml = "--ml" in sys.argv[1:]
     os.makedirs(DEPS, exist_ok=True)
     with open(os.path.join(DEPS, "venv.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -111,6 +145,10 @@ def main():
                 raise SystemExit(f"python_env: {PYTHON} still cannot import {ASYNCFIX}")
         elif not quiet:
             log(f"{ASYNCFIX} ready in {VENV}")
+        if ml and not ml_ready():
+            install_ml()
+            if not ml_ready():
+                raise SystemExit(f"python_env: {PYTHON} still lacks {' '.join(ML_PACKAGES)}")
     print(PYTHON)
 
 

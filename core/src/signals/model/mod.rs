@@ -1,0 +1,1 @@
+//! ONNX models: metadata, registry, inference sessions, ensembles. SKELETON (inference helper owns it).
