@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use aaiti_feeds::replay::Pace;
+use aaiti_gateway::secrets::{Credentials, SecretsKey};
 
 use crate::config::{self, DEFAULT_CONFIG, LoadedConfig, SourceConfig};
 use crate::engine::{self, RunOptions};
@@ -44,6 +45,41 @@ enum Command {
     /// FIX gateway utilities.
     #[command(subcommand)]
     Fix(FixCommand),
+    /// Export features and forward returns from a recording (CSV, for training): the
+    /// recording goes through the engine's own book stage and feature engine, so a model is
+    /// trained on exactly the features it is served.
+    Features(FeaturesArgs),
+    /// Exchange API secrets, encrypted at rest (AES-256-GCM) for `[venues.binance]
+    /// secrets_file`. The key comes from --key-file or the environment variable
+    /// AAITI_SECRETS_KEY (64 hex characters); nothing secret is ever printed or logged.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Generate a new random secrets key into a new file (mode 0600; never overwritten).
+    NewKey {
+        /// Where to write it.
+        file: PathBuf,
+    },
+    /// Read the API key and its secret from standard input (two lines: key, then secret)
+    /// and write them sealed into FILE (mode 0600, replaced atomically).
+    Set {
+        /// The secrets file.
+        file: PathBuf,
+        /// The secrets key file (default: the AAITI_SECRETS_KEY environment variable).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
+    /// Open FILE with the key and show which API key it holds (its first four characters).
+    Check {
+        /// The secrets file.
+        file: PathBuf,
+        /// The secrets key file (default: the AAITI_SECRETS_KEY environment variable).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +128,16 @@ enum AdminAction {
         /// Account name (default: global).
         #[arg(long)]
         account: Option<String>,
+    },
+    /// Swap a model of the signal stage for another version of the models directory, without
+    /// stopping (loaded and warmed up beside the serving one, switched between two events,
+    /// journaled). A version that does not load leaves the old one serving.
+    SwapModel {
+        /// The model's name (as in `[[signals.models]]`).
+        model: String,
+        /// The version (default: the newest in the models directory).
+        #[arg(long)]
+        version: Option<u32>,
     },
     /// Engage the kill switch: halt, cancel all open orders, optionally flatten.
     KillSwitch {
@@ -148,6 +194,31 @@ struct ReplayArgs {
     /// Print the report as one JSON object (`--report json`).
     #[arg(long, value_name = "FORMAT", value_parser = ["json", "text"], default_value = "text")]
     report: String,
+    /// Configuration file (TOML) replacing the embedded default (its instruments are used).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct FeaturesArgs {
+    /// The recording, or `bundled:binance-btcusdt` (the one compiled in).
+    recording: String,
+    /// The feature spec: a JSON file holding a feature spec, or a model's metadata (its
+    /// `features`).
+    #[arg(long, value_name = "FILE")]
+    spec: PathBuf,
+    /// The CSV file to write.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Forward-return horizons in milliseconds, comma separated.
+    #[arg(long, value_name = "MS,...", value_delimiter = ',', default_values_t = [1000_u32, 5000])]
+    horizons: Vec<u32>,
+    /// Feed handler; guessed from the file name when absent.
+    #[arg(long, value_enum)]
+    venue: Option<VenueArg>,
+    /// Only the first SECONDS of the recording.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
     /// Configuration file (TOML) replacing the embedded default (its instruments are used).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -254,6 +325,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             writeln!(stdout, "{hash}")?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Secrets(command) => secrets(command, &mut stdout),
+        Command::Features(args) => features(args, &mut stdout),
         Command::Placement(args) => {
             let loaded = config::load(args.config.as_deref())?;
             let options = RunOptions {
@@ -267,6 +340,92 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn features(args: FeaturesArgs, stdout: &mut impl Write) -> anyhow::Result<ExitCode> {
+    use crate::signals::features::FeatureSpec;
+    use crate::signals::features::export::{ExportOptions, export};
+    let loaded = config::load(args.config.as_deref())?;
+    let text = std::fs::read_to_string(&args.spec)
+        .with_context(|| format!("cannot read {}", args.spec.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not JSON", args.spec.display()))?;
+    // A model's metadata holds its spec under `features`.
+    let spec_json = match json.get("features") {
+        Some(features) if features.is_object() => features.clone(),
+        _ => json,
+    };
+    let spec: FeatureSpec = serde_json::from_value(spec_json)
+        .with_context(|| format!("{}: not a feature spec", args.spec.display()))?;
+    let venue = match args.venue {
+        Some(venue) => ReplayVenue::from(venue),
+        None if args.recording == crate::replay::BUNDLED_BINANCE_BTCUSDT_NAME => {
+            ReplayVenue::Binance
+        }
+        None => ReplayVenue::guess(&args.recording).with_context(|| {
+            format!(
+                "cannot tell the venue of {} from its name; pass --venue",
+                args.recording
+            )
+        })?,
+    };
+    let duration_ms = match args.duration {
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 => Some((seconds * 1000.0) as u64),
+        Some(seconds) => anyhow::bail!("--duration must be positive, got {seconds}"),
+        None => None,
+    };
+    let options = ExportOptions {
+        recording: args.recording,
+        venue,
+        spec,
+        horizons_ms: args.horizons,
+        out: args.out,
+        duration_ms,
+    };
+    let summary = export(&options, &loaded.registry)?;
+    writeln!(stdout, "{}", serde_json::to_string_pretty(&summary)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn secrets_key(key_file: Option<&std::path::Path>) -> anyhow::Result<SecretsKey> {
+    match key_file {
+        Some(path) => SecretsKey::from_file(path),
+        None => SecretsKey::from_env(aaiti_gateway::secrets::KEY_ENV_VAR),
+    }
+    .map_err(|error| anyhow::anyhow!("the secrets key: {error}"))
+}
+
+fn secrets(command: SecretsCommand, stdout: &mut impl Write) -> anyhow::Result<ExitCode> {
+    match command {
+        SecretsCommand::NewKey { file } => {
+            let key = SecretsKey::generate().map_err(|error| anyhow::anyhow!("{error}"))?;
+            key.write_new_file(&file)
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            writeln!(stdout, "wrote a new secrets key to {}", file.display())?;
+        }
+        SecretsCommand::Set { file, key_file } => {
+            let key = secrets_key(key_file.as_deref())?;
+            let mut api_key = zeroize::Zeroizing::new(String::new());
+            let mut secret = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut api_key)?;
+            std::io::stdin().read_line(&mut secret)?;
+            let credentials = Credentials::new(
+                api_key.trim_end_matches(['\r', '\n']),
+                secret.trim_end_matches(['\r', '\n']),
+            )
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+            aaiti_gateway::secrets::save(&file, &key, &credentials)
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            writeln!(stdout, "sealed {credentials:?} into {}", file.display())?;
+        }
+        SecretsCommand::Check { file, key_file } => {
+            let key = secrets_key(key_file.as_deref())?;
+            let credentials = aaiti_gateway::secrets::load(&file, &key)
+                .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
+            writeln!(stdout, "{}: {credentials:?}", file.display())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut loaded = config::load(args.config.as_deref())?;
     let file = args.file.display().to_string();
@@ -276,8 +435,9 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             format!("cannot tell the venue of {file} from its name; pass --venue")
         })?,
     };
-    // A replay check serves no desk.
+    // A replay check serves no desk and scores no model (it checks feeds and books).
     loaded.config.gateway.enabled = false;
+    loaded.config.signals.enabled = false;
     loaded.config.sources = vec![SourceConfig::Replay {
         name: "replay".to_owned(),
         venue,
@@ -359,6 +519,7 @@ fn admin(args: AdminArgs) -> anyhow::Result<ExitCode> {
         AdminAction::KillSwitch { account, flatten } => {
             AdminCommand::KillSwitch { account, flatten }
         }
+        AdminAction::SwapModel { model, version } => AdminCommand::SwapModel { model, version },
     };
     let path = data_dir.join(crate::admin::socket::SOCKET_NAME);
     let answer = crate::admin::socket::request(&path, &command)?;
@@ -381,6 +542,9 @@ fn admin(args: AdminArgs) -> anyhow::Result<ExitCode> {
         match command {
             AdminCommand::Risk => write_risk_state(&mut stdout, &result)?,
             AdminCommand::SetLimits { .. } => write_limit_changes(&mut stdout, &result)?,
+            AdminCommand::SwapModel { .. } => {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&result)?)?;
+            }
             _ => {
                 let applied = result["applied"].as_str().unwrap_or("done");
                 writeln!(stdout, "{applied}: applied")?;
@@ -592,6 +756,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "interrupted": INTERRUPTED.load(Ordering::SeqCst),
         "recovery": recovery,
         "snapshots": finished.snapshots,
+        "summary": {
+            "predictions": report.counter("signals", "predictions"),
+            "orders": finished.trading.as_ref().map(|t| t["orders"].clone()),
+            "fills": finished.trading.as_ref().map(|t| t["fills"].clone()),
+            "pnl_net": finished.trading.as_ref().map(|t| t["pnl_net"].clone()),
+        },
+        "trading": finished.trading,
         "report": report,
     });
     let summary_path = data_dir.join("run-summary.json");

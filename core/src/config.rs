@@ -66,6 +66,37 @@ pub struct Config {
     /// `[gateway]`: the FIX 4.4 acceptor for the desk.
     #[serde(default)]
     pub gateway: GatewaySection,
+    /// `[venues]`: exchange adapters for `account_type = "live"` accounts.
+    #[serde(default)]
+    pub venues: VenuesSection,
+    /// `[signals]`: features, models, monitoring.
+    #[serde(default)]
+    pub signals: SignalsSection,
+}
+
+/// `[venues]`: the exchange adapters live accounts' orders go to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VenuesSection {
+    /// `[venues.binance]`: Binance spot.
+    #[serde(default)]
+    pub binance: Option<BinanceVenueSection>,
+}
+
+/// `[venues.binance]`: the Binance spot adapter and where its API key is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinanceVenueSection {
+    /// The encrypted credentials file written by `aaiti secrets set` (relative paths: from
+    /// the working directory).
+    pub secrets_file: PathBuf,
+    /// A file holding the 32-byte secrets key as 64 hex characters (mode 0600). Without
+    /// it the key comes from the environment variable `AAITI_SECRETS_KEY`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// `[venues.binance.adapter]`: endpoints, timeouts, rate limits.
+    #[serde(default)]
+    pub adapter: aaiti_gateway::binance::BinanceConfig,
 }
 
 /// `[gateway]`: the FIX 4.4 acceptor for the quant desk.
@@ -140,7 +171,7 @@ impl Default for TradingSection {
 }
 
 /// One `[[strategies]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum StrategyConfig {
     /// The deterministic order-flow driver ([`crate::strategy::flow`]).
@@ -174,6 +205,186 @@ pub enum StrategyConfig {
         #[serde(default = "default_max_position")]
         max_position: i64,
     },
+    /// The model strategy ([`crate::strategy::ml`]): signals to a target position,
+    /// volatility-adjusted, worked with limit orders at or inside the touch. Keys left out
+    /// take the defaults of [`crate::strategy::ml::MlParams::new`].
+    Ml {
+        /// Name (client order id prefix).
+        name: String,
+        /// Account name (from `[[accounts]]`).
+        account: String,
+        /// Venue of the instrument.
+        venue: String,
+        /// Symbol.
+        symbol: String,
+        /// Position at full signal, in base units (`"0.01"`).
+        max_position: String,
+        /// The model it follows (a `[[signals.models]]` name, or `"ensemble"`); default:
+        /// every non-shadow model scoring its instrument.
+        #[serde(default)]
+        model: Option<String>,
+        /// Signals below this confidence are ignored.
+        #[serde(default)]
+        min_confidence: Option<f64>,
+        /// Predicted forward log return at which the full position is wanted.
+        #[serde(default)]
+        full_signal: Option<f64>,
+        /// Hard limit on position plus working orders, in base units.
+        #[serde(default)]
+        max_inventory: Option<String>,
+        /// Smallest order, in base units.
+        #[serde(default)]
+        min_trade: Option<String>,
+        /// Volatility (bps per minute) above which the position is scaled down.
+        #[serde(default)]
+        target_vol_1m_bps: Option<f64>,
+        /// Ticks inside the touch a passive order may improve (0: join).
+        #[serde(default)]
+        improve_ticks: Option<i64>,
+        /// A working order is canceled after this long at one price.
+        #[serde(default)]
+        order_ttl_ms: Option<u64>,
+        /// Least engine time between two actions.
+        #[serde(default)]
+        min_interval_ms: Option<u64>,
+        /// Own loss (quote asset) that halts it.
+        #[serde(default)]
+        max_loss: Option<String>,
+        /// On a loss halt, flatten.
+        #[serde(default)]
+        flatten_on_loss: Option<bool>,
+        /// Passive orders are post-only.
+        #[serde(default)]
+        post_only: Option<bool>,
+    },
+    /// The rule-based example ([`crate::strategy::rule`]): EMA crossover of the mid.
+    Rule {
+        /// Name (client order id prefix).
+        name: String,
+        /// Account name (from `[[accounts]]`).
+        account: String,
+        /// Venue of the instrument.
+        venue: String,
+        /// Symbol.
+        symbol: String,
+        /// Order quantity, in base units.
+        qty: String,
+        /// Position wanted when long (negated when short), in base units.
+        max_position: String,
+        /// Fast EMA period, in book updates.
+        #[serde(default = "default_fast_updates")]
+        fast_updates: u32,
+        /// Slow EMA period, in book updates.
+        #[serde(default = "default_slow_updates")]
+        slow_updates: u32,
+        /// Gap between the averages, in basis points, that changes its mind.
+        #[serde(default = "default_threshold_bps")]
+        threshold_bps: f64,
+    },
+}
+
+fn default_fast_updates() -> u32 {
+    20
+}
+fn default_slow_updates() -> u32 {
+    200
+}
+fn default_threshold_bps() -> f64 {
+    1.0
+}
+
+/// `[signals]`: features, ONNX models, their monitoring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalsSection {
+    /// Run the signal stage.
+    #[serde(default)]
+    pub enabled: bool,
+    /// When ONNX Runtime cannot be loaded: `"error"` (refuse to start, saying how to fix
+    /// it) or `"disable"` (run without the signal stage, with a warning).
+    #[serde(default)]
+    pub on_missing_runtime: MissingRuntime,
+    /// The models directory (each model an `.onnx` file and its `.json` metadata).
+    /// Relative paths are taken from the data directory; the bundled model is written there
+    /// when missing.
+    #[serde(default = "default_models_dir")]
+    pub models_dir: PathBuf,
+    /// The models that serve, one instrument each (their index is the signals' model
+    /// index).
+    #[serde(default)]
+    pub models: Vec<ModelSlotConfig>,
+    /// An optional ensemble over some of them.
+    #[serde(default)]
+    pub ensemble: Option<EnsembleConfig>,
+    /// Drift monitoring.
+    #[serde(default)]
+    pub drift: crate::signals::monitor::DriftParams,
+    /// Predictions awaiting their horizon, per model (live accuracy).
+    #[serde(default = "default_accuracy_capacity")]
+    pub accuracy_capacity: usize,
+}
+
+impl Default for SignalsSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            on_missing_runtime: MissingRuntime::default(),
+            models_dir: default_models_dir(),
+            models: Vec::new(),
+            ensemble: None,
+            drift: crate::signals::monitor::DriftParams::default(),
+            accuracy_capacity: default_accuracy_capacity(),
+        }
+    }
+}
+
+fn default_models_dir() -> PathBuf {
+    PathBuf::from("models")
+}
+fn default_accuracy_capacity() -> usize {
+    65_536
+}
+
+/// What happens when ONNX Runtime cannot be loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingRuntime {
+    /// Refuse to start.
+    #[default]
+    Error,
+    /// Run without the signal stage.
+    Disable,
+}
+
+/// One `[[signals.models]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSlotConfig {
+    /// The model's name in the models directory.
+    pub name: String,
+    /// Its version; default: the newest.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Venue of the instrument it scores.
+    pub venue: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Scored and journaled but never traded (A/B comparison).
+    #[serde(default)]
+    pub shadow: bool,
+}
+
+/// `[signals.ensemble]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleConfig {
+    /// `weighted_average` or `majority_vote`.
+    pub method: crate::signals::model::EnsembleMethod,
+    /// Member model names (from `[[signals.models]]`, same instrument).
+    pub members: Vec<String>,
+    /// One weight per member (default: equal).
+    #[serde(default)]
+    pub weights: Vec<f64>,
 }
 
 fn default_every_updates() -> u32 {

@@ -19,21 +19,32 @@ use aaiti_journal::{JournalReader, JournalWriter, PruneMode, SnapshotStore};
 use aaiti_model::{RecordHeader, StreamId};
 use serde::Serialize;
 
+use crate::admin::ModelPreparer;
 use crate::admin::socket::AdminServer;
 use crate::admin::{ADMIN_STREAM, AdminHandle, AdminReplies};
+use crate::config::MissingRuntime;
 use crate::config::{ConfigError, LoadedConfig, Retention, SourceConfig, StrategyConfig};
 use crate::desk::gateway::{GatewaySetup, GatewaySource};
 use crate::desk::{DESK_STREAM, DeskFeed, DeskStage};
 use crate::live::{LiveSettings, live_source};
 use crate::replay::{ReplaySource, parse_speed};
-use crate::runtime::{Pipeline, Plan, RunReport, Running, SnapshotTrigger, StopHandle, plan};
+use crate::runtime::{
+    Pipeline, Plan, RunReport, Running, SnapshotTrigger, Stage, StopHandle, plan,
+};
+use crate::signals::model::{ModelRegistry, OnnxModel};
+use crate::signals::stage::{EnsembleSetup, SignalSetup, SignalStage, SlotSetup, SwapHandoff};
 use crate::snapshots::{self, SnapshotLog, SnapshotWriter};
 use crate::stages::book::BookStage;
 use crate::stages::journal::{JournalStage, PruneRequest};
-use crate::stages::trading::{TradingSetup, TradingStage};
+use crate::stages::trading::{SummarySlot, TradingSetup, TradingStage};
 use crate::strategy::Strategy;
 use crate::strategy::flow::{FlowParams, FlowStrategy};
+use crate::strategy::ml::{MlParams, MlStrategy};
+use crate::strategy::rule::{RuleParams, RuleStrategy};
 use crate::synthetic::{CountingSink, SyntheticSource};
+use crate::venues::{LiveRouterStage, Reconciler, VENUE_STREAM, VenueReportSource};
+use aaiti_gateway::binance::BinanceAdapter;
+use aaiti_gateway::secrets::SecretsKey;
 
 /// Stream id of the book stage's own records. Sources number from 1 in configuration order.
 pub const BOOK_STREAM: StreamId = StreamId(1000);
@@ -89,16 +100,26 @@ pub struct SnapshotUse {
 }
 
 /// The pipeline the configuration describes, up to the trading stage (the journal stage, the
-/// desk stage and the counter are added by [`start`]).
+/// stages that must come after it, and the counter are added by [`start`]).
 pub struct Built {
     /// The pipeline.
     pub pipeline: Pipeline,
     /// Submits admin commands.
     pub admin: AdminHandle,
-    /// The desk stage, when the FIX gateway runs (it goes after the journal stage).
-    pub desk: Option<DeskStage>,
+    /// Stages that act only on journaled records, in order: the live venue router (it sends
+    /// an order to an exchange once its request is written) and the desk stage (it
+    /// acknowledges an order once written).
+    pub after_journal: Vec<Box<dyn Stage>>,
+    /// Sources after the configured ones and the admin source, in order, with the stream
+    /// their records are journaled on (recovery replays them and resumes each after its
+    /// last journaled record).
+    pub serving_sources: Vec<(String, StreamId)>,
     /// The address the FIX gateway listens on, when it runs.
     pub fix_address: Option<std::net::SocketAddr>,
+    /// The live venue's restart reconciliation, to start once recovery is done.
+    pub reconciler: Option<Reconciler>,
+    /// Where the trading stage leaves its end-of-run summary.
+    pub summary: SummarySlot,
 }
 
 /// Builds the pipeline the configuration describes (see [`Built`]). With `bind` false the
@@ -169,10 +190,19 @@ pub fn build_pipeline(
         };
     }
     let trading = config.trading.enabled && !config.accounts.is_empty();
-    let (admin, admin_source, admin_replies) = crate::admin::channel(
+    let (admin, mut admin_source, admin_replies) = crate::admin::channel(
         config.accounts.iter().map(|a| a.name.clone()).collect(),
         trading,
     );
+    // A plan or check only needs the stage's place: no model is loaded then.
+    let signals = if bind {
+        signal_stage(loaded, options, Some(admin_replies.clone()))?
+    } else {
+        None
+    };
+    if let Some((_, preparer)) = &signals {
+        admin_source = admin_source.with_model_preparer(preparer.clone());
+    }
     pipeline = pipeline.source(Box::new(admin_source));
     let check = options.check || config.book.check;
     pipeline = pipeline.stage(Box::new(BookStage::new(
@@ -180,23 +210,268 @@ pub fn build_pipeline(
         check,
         BOOK_STREAM,
     )?));
-    if trading {
-        pipeline = pipeline.stage(Box::new(trading_stage(loaded, Some(admin_replies))?));
+    if let Some((stage, _)) = signals {
+        pipeline = pipeline.stage(Box::new(stage));
+    } else if !bind && config.signals.enabled && !config.signals.models.is_empty() {
+        pipeline = pipeline.stage(Box::new(Placeholder("signals")));
     }
-    let mut desk = None;
+    let summary = SummarySlot::default();
+    if trading {
+        pipeline = pipeline.stage(Box::new(trading_stage(
+            loaded,
+            Some(admin_replies),
+            Some(summary.clone()),
+        )?));
+    }
+    let mut after_journal: Vec<Box<dyn Stage>> = Vec::new();
+    let mut serving_sources = Vec::new();
     let mut fix_address = None;
+    let mut reconciler = None;
     if bind && gateway_runs(loaded) {
         let (source, stage) = desk_gateway(loaded, options, admin.clone())?;
         fix_address = Some(source.local_addr());
         pipeline = pipeline.source(Box::new(source));
-        desk = Some(stage);
+        serving_sources.push(("fix".to_owned(), DESK_STREAM));
+        after_journal.push(Box::new(stage));
+    }
+    if trading && let Some((source, router)) = live_venue(loaded, bind)? {
+        if let Some(source) = source {
+            pipeline = pipeline.source(Box::new(source));
+            serving_sources.push(("binance-orders".to_owned(), VENUE_STREAM));
+        }
+        // Before the desk: an order reaches the exchange as soon as it is written.
+        reconciler = Some(router.reconciler());
+        after_journal.insert(0, Box::new(router));
     }
     Ok(Built {
         pipeline,
         admin,
-        desk,
+        after_journal,
+        serving_sources,
         fix_address,
+        reconciler,
+        summary,
     })
+}
+
+/// Holds a stage's place in a pipeline that is only planned, never run.
+struct Placeholder(&'static str);
+
+impl Stage for Placeholder {
+    fn name(&self) -> &str {
+        self.0
+    }
+
+    fn on_event(&mut self, event: &aaiti_model::Envelope, out: &mut crate::runtime::Emitter<'_>) {
+        out.emit(event);
+    }
+}
+
+/// Where `./x setup` puts the ONNX Runtime library, relative to the checkout.
+const BUNDLED_ORT: &str = ".deps/onnxruntime-1.31.1/libonnxruntime.so.1.31.1";
+
+/// Loads ONNX Runtime from `ORT_DYLIB_PATH`; when it is unset, from where `./x setup` puts
+/// it: `.deps/` of the working directory, or of the checkout the executable was built in
+/// (so tests and `target/release/aaiti` find it without the variable).
+fn init_onnx_runtime() -> Result<(), crate::signals::model::ModelError> {
+    use crate::signals::model::{ORT_DYLIB_PATH, init_runtime, init_runtime_from};
+    if std::env::var_os(ORT_DYLIB_PATH).is_some_and(|value| !value.is_empty()) {
+        return init_runtime();
+    }
+    let mut candidates = vec![PathBuf::from(BUNDLED_ORT)];
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().skip(1).take(5).map(|dir| dir.join(BUNDLED_ORT)));
+    }
+    match candidates.iter().find(|path| path.is_file()) {
+        Some(path) => init_runtime_from(path),
+        None => init_runtime(),
+    }
+}
+
+/// The signal stage the configuration describes, and what prepares its model swaps; `None`
+/// when `[signals]` is off (or ONNX Runtime is missing and the configuration allows running
+/// without it).
+///
+/// # Errors
+///
+/// ONNX Runtime missing (with how to fix it), a model that does not load, a model or
+/// ensemble that names an unknown instrument or model.
+pub fn signal_stage(
+    loaded: &LoadedConfig,
+    options: &RunOptions,
+    admin: Option<AdminReplies>,
+) -> anyhow::Result<Option<(SignalStage, ModelPreparer)>> {
+    let config = &loaded.config;
+    let section = &config.signals;
+    if !section.enabled || section.models.is_empty() {
+        return Ok(None);
+    }
+    if let Err(error) = init_onnx_runtime() {
+        if section.on_missing_runtime == MissingRuntime::Disable {
+            tracing::warn!(%error, "the signal stage is disabled: ONNX Runtime is not available");
+            return Ok(None);
+        }
+        anyhow::bail!(
+            "{error}\n(or set [signals] on_missing_runtime = \"disable\" to run without the \
+             signal stage)"
+        );
+    }
+    let data_dir = options
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| config.engine.data_dir.clone());
+    let models_dir = if section.models_dir.is_absolute() {
+        section.models_dir.clone()
+    } else {
+        data_dir.join(&section.models_dir)
+    };
+    crate::signals::bundled::install(&models_dir)?;
+    let registry = Arc::new(ModelRegistry::open(&models_dir).map_err(|error| {
+        anyhow::anyhow!("[signals] models_dir {}: {error}", models_dir.display())
+    })?);
+    let mut slots = Vec::with_capacity(section.models.len());
+    for (index, slot) in section.models.iter().enumerate() {
+        let key = format!("signals.models[{index}]");
+        let instrument = loaded
+            .registry
+            .venue_id(&slot.venue)
+            .and_then(|v| loaded.registry.find(v, &slot.symbol))
+            .ok_or_else(|| {
+                anyhow::anyhow!("{key}: no instrument {}:{}", slot.venue, slot.symbol)
+            })?;
+        let entry = registry
+            .get(&slot.name, slot.version)
+            .map_err(|error| anyhow::anyhow!("{key}: {error}"))?;
+        let model = OnnxModel::load(entry).map_err(|error| anyhow::anyhow!("{key}: {error}"))?;
+        tracing::info!(
+            model = slot.name,
+            version = model.version(),
+            instrument = slot.symbol,
+            shadow = slot.shadow,
+            "model loaded and warmed up"
+        );
+        slots.push(SlotSetup {
+            name: slot.name.clone(),
+            instrument,
+            shadow: slot.shadow,
+            model,
+        });
+    }
+    let ensemble = match &section.ensemble {
+        None => None,
+        Some(ensemble) => {
+            let mut members = Vec::with_capacity(ensemble.members.len());
+            for name in &ensemble.members {
+                let index = section
+                    .models
+                    .iter()
+                    .position(|m| &m.name == name)
+                    .ok_or_else(|| anyhow::anyhow!("[signals.ensemble]: no model {name:?}"))?;
+                members.push(index);
+            }
+            let weights = if ensemble.weights.is_empty() {
+                vec![1.0; members.len()]
+            } else {
+                ensemble.weights.clone()
+            };
+            Some(EnsembleSetup {
+                members,
+                weights,
+                method: ensemble.method,
+            })
+        }
+    };
+    let handoff = SwapHandoff::default();
+    let stage = SignalStage::new(SignalSetup {
+        registry: loaded.registry.clone(),
+        slots,
+        ensemble,
+        drift: section.drift,
+        accuracy_capacity: section.accuracy_capacity,
+        handoff: handoff.clone(),
+        models: Some(Arc::clone(&registry)),
+        admin,
+    })
+    .map_err(|error| anyhow::anyhow!("{}: {error}", loaded.origin))?;
+    let serving: Vec<String> = section.models.iter().map(|m| m.name.clone()).collect();
+    let preparer: ModelPreparer = Arc::new(move |name: &str, version: Option<u32>| {
+        if !serving.iter().any(|s| s == name) {
+            return Err(format!(
+                "no model named {name:?} serves (models: {})",
+                serving.join(", ")
+            ));
+        }
+        // Read the directory again: the new version was copied there after the start.
+        let registry = ModelRegistry::open(&models_dir).map_err(|error| error.to_string())?;
+        let entry = registry
+            .get(name, version)
+            .map_err(|error| error.to_string())?;
+        let model = OnnxModel::load(entry).map_err(|error| error.to_string())?;
+        let version = model.version();
+        handoff.put(model);
+        Ok(version)
+    });
+    Ok(Some((stage, preparer)))
+}
+
+/// The Binance adapter, its report source and the router, when some account is live. With
+/// `connect` false (plans, checks) nothing is started and no request is ever sent.
+fn live_venue(
+    loaded: &LoadedConfig,
+    connect: bool,
+) -> anyhow::Result<Option<(Option<VenueReportSource>, LiveRouterStage)>> {
+    let config = &loaded.config;
+    let Some(live) = config
+        .accounts
+        .iter()
+        .find(|a| a.account_type == aaiti_risk::AccountType::Live)
+    else {
+        return Ok(None);
+    };
+    let Some(section) = &config.venues.binance else {
+        anyhow::bail!(
+            "{}: account {:?} is live but [venues.binance] is not configured (secrets_file, \
+             adapter); see `aaiti secrets set --help`",
+            loaded.origin,
+            live.name
+        );
+    };
+    let venue = loaded.registry.venue_id("binance").ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: live accounts trade on binance, which has no instrument",
+            loaded.origin
+        )
+    })?;
+    if !connect {
+        return Ok(Some((None, LiveRouterStage::new(venue, None))));
+    }
+    let key = match &section.key_file {
+        Some(path) => SecretsKey::from_file(path),
+        None => SecretsKey::from_env(aaiti_gateway::secrets::KEY_ENV_VAR),
+    }
+    .map_err(|error| anyhow::anyhow!("[venues.binance]: the secrets key: {error}"))?;
+    let credentials =
+        aaiti_gateway::secrets::load(&section.secrets_file, &key).map_err(|error| {
+            anyhow::anyhow!(
+                "[venues.binance]: {}: {error}",
+                section.secrets_file.display()
+            )
+        })?;
+    let instruments: Vec<aaiti_model::Instrument> = loaded
+        .registry
+        .instruments()
+        .iter()
+        .filter(|i| i.venue == venue)
+        .cloned()
+        .collect();
+    let (handle, events) =
+        BinanceAdapter::spawn(section.adapter.clone(), credentials, &instruments)
+            .map_err(|error| anyhow::anyhow!("[venues.binance]: {error}"))?;
+    tracing::info!(url = section.adapter.rest_url, "Binance adapter started");
+    Ok(Some((
+        Some(VenueReportSource::new("binance-orders", venue, events)),
+        LiveRouterStage::new(venue, Some(handle)),
+    )))
 }
 
 /// Whether the FIX gateway runs: `[gateway] enabled`, sessions configured, and a trading
@@ -257,6 +532,7 @@ const MAX_FLOW_OPEN: usize = 1024;
 pub fn trading_stage(
     loaded: &LoadedConfig,
     admin: Option<AdminReplies>,
+    summary: Option<SummarySlot>,
 ) -> anyhow::Result<TradingStage> {
     let config = &loaded.config;
     let registry = &loaded.registry;
@@ -312,6 +588,122 @@ pub fn trading_stage(
                     max_position: *max_position,
                 })));
             }
+            StrategyConfig::Ml {
+                name,
+                account,
+                venue,
+                symbol,
+                max_position,
+                model,
+                min_confidence,
+                full_signal,
+                max_inventory,
+                min_trade,
+                target_vol_1m_bps,
+                improve_ticks,
+                order_ttl_ms,
+                min_interval_ms,
+                max_loss,
+                flatten_on_loss,
+                post_only,
+            } => {
+                let (account_id, instrument) =
+                    strategy_target(loaded, &key, account, venue, symbol)?;
+                let qty = |text: &str, what: &str| {
+                    aaiti_model::Qty::parse_str(text, instrument.qty_scale)
+                        .map_err(|error| anyhow::anyhow!("{key}.{what} {text:?}: {error}"))
+                };
+                let mut params = MlParams::new(
+                    name.clone(),
+                    account_id,
+                    instrument,
+                    qty(max_position, "max_position")?,
+                );
+                if let Some(model) = model {
+                    let models = &config.signals.models;
+                    let index = if model == "ensemble" && config.signals.ensemble.is_some() {
+                        models.len()
+                    } else {
+                        models
+                            .iter()
+                            .position(|m| &m.name == model)
+                            .ok_or_else(|| {
+                                anyhow::anyhow!(
+                                    "{key}.model: no [[signals.models]] named {model:?}"
+                                )
+                            })?
+                    };
+                    params.model = Some(u32::try_from(index)?);
+                }
+                if let Some(value) = min_confidence {
+                    params.min_confidence = *value;
+                }
+                if let Some(value) = full_signal {
+                    params.full_signal = *value;
+                }
+                if let Some(text) = max_inventory {
+                    params.max_inventory = qty(text, "max_inventory")?;
+                }
+                if let Some(text) = min_trade {
+                    params.min_trade = qty(text, "min_trade")?;
+                }
+                if let Some(value) = target_vol_1m_bps {
+                    params.target_vol_1m_bps = *value;
+                }
+                if let Some(value) = improve_ticks {
+                    params.improve_ticks = *value;
+                }
+                if let Some(value) = order_ttl_ms {
+                    params.order_ttl_ms = *value;
+                }
+                if let Some(value) = min_interval_ms {
+                    params.min_interval_ms = *value;
+                }
+                if let Some(text) = max_loss {
+                    let loss = aaiti_model::Price::parse_str(text, instrument.price_scale)
+                        .map_err(|error| anyhow::anyhow!("{key}.max_loss {text:?}: {error}"))?;
+                    params.max_loss = Some(loss);
+                }
+                if let Some(value) = flatten_on_loss {
+                    params.flatten_on_loss = *value;
+                }
+                if let Some(value) = post_only {
+                    params.post_only = *value;
+                }
+                let strategy =
+                    MlStrategy::new(params).map_err(|error| anyhow::anyhow!("{key}: {error}"))?;
+                strategies.push(Box::new(strategy));
+            }
+            StrategyConfig::Rule {
+                name,
+                account,
+                venue,
+                symbol,
+                qty,
+                max_position,
+                fast_updates,
+                slow_updates,
+                threshold_bps,
+            } => {
+                let (account_id, instrument) =
+                    strategy_target(loaded, &key, account, venue, symbol)?;
+                let parse = |text: &str, what: &str| {
+                    aaiti_model::Qty::parse_str(text, instrument.qty_scale)
+                        .map_err(|error| anyhow::anyhow!("{key}.{what} {text:?}: {error}"))
+                };
+                let strategy = RuleStrategy::new(RuleParams {
+                    name: name.clone(),
+                    account: account_id,
+                    instrument: instrument.id,
+                    fast_updates: *fast_updates,
+                    slow_updates: *slow_updates,
+                    threshold_bps: *threshold_bps,
+                    order_qty: parse(qty, "qty")?,
+                    max_position: parse(max_position, "max_position")?,
+                })
+                .map_err(|error| anyhow::anyhow!("{key}: {error}"))?;
+                strategies.push(Box::new(strategy));
+            }
         }
     }
     let setup = TradingSetup {
@@ -329,8 +721,42 @@ pub fn trading_stage(
             accounts: config.accounts.clone(),
         },
         admin,
+        live_accounts: config
+            .accounts
+            .iter()
+            .map(|a| a.account_type == aaiti_risk::AccountType::Live)
+            .collect(),
+        summary,
     };
     TradingStage::new(setup).map_err(|error| anyhow::anyhow!("{}: {error}", loaded.origin))
+}
+
+/// The account and instrument a `[[strategies]]` entry names.
+fn strategy_target<'a>(
+    loaded: &'a LoadedConfig,
+    key: &str,
+    account: &str,
+    venue: &str,
+    symbol: &str,
+) -> anyhow::Result<(aaiti_model::AccountId, &'a aaiti_model::Instrument)> {
+    let registry = &loaded.registry;
+    let account_id = loaded
+        .config
+        .accounts
+        .iter()
+        .position(|a| a.name == account)
+        .ok_or_else(|| anyhow::anyhow!("{key}.account: no account named {account:?}"))?;
+    let instrument = registry
+        .venue_id(venue)
+        .and_then(|v| registry.find(v, symbol))
+        .and_then(|id| registry.get(id))
+        .ok_or_else(|| {
+            anyhow::anyhow!("{key}: no instrument {venue}:{symbol} in [[instruments]]")
+        })?;
+    Ok((
+        aaiti_model::AccountId(u32::try_from(account_id)?),
+        instrument,
+    ))
 }
 
 /// The journal side of a run: recovery's findings and the snapshot machinery to start.
@@ -354,13 +780,13 @@ fn attach_journal_and_recover(
     loaded: &LoadedConfig,
     options: &RunOptions,
     mut pipeline: Pipeline,
-    desk: Option<DeskStage>,
+    after_journal: Vec<Box<dyn Stage>>,
+    serving_sources: &[(String, StreamId)],
 ) -> anyhow::Result<(Pipeline, Option<JournalSetup>)> {
     let section = &loaded.config.journal;
-    let gateway = desk.is_some();
     let Some(data_dir) = options.data_dir.as_ref().filter(|_| section.enabled) else {
-        if let Some(desk) = desk {
-            pipeline = pipeline.stage(Box::new(desk));
+        for stage in after_journal {
+            pipeline = pipeline.stage(stage);
         }
         return Ok((pipeline.stage(Box::new(CountingSink::new("counter"))), None));
     };
@@ -411,9 +837,10 @@ fn attach_journal_and_recover(
         journal_stage = journal_stage.with_retention(prune.clone());
     }
     pipeline = pipeline.stage(Box::new(journal_stage));
-    if let Some(desk) = desk {
-        // After the journal: the desk hears of an order only once its record is written.
-        pipeline = pipeline.stage(Box::new(desk));
+    // After the journal: an exchange gets an order, and the desk hears of one, only once
+    // its record is written.
+    for stage in after_journal {
+        pipeline = pipeline.stage(stage);
     }
     pipeline = pipeline.stage(Box::new(CountingSink::new("counter")));
 
@@ -444,6 +871,7 @@ fn attach_journal_and_recover(
             if !(1..=sources).contains(&stream.index())
                 && stream != ADMIN_STREAM
                 && stream != DESK_STREAM
+                && stream != VENUE_STREAM
             {
                 continue; // derived by the stages: they derive it again
             }
@@ -463,11 +891,11 @@ fn attach_journal_and_recover(
     let admin_last = journaled_through[ADMIN_STREAM.index()];
     pipeline.resume_source(sources, admin_last);
     resumed.push(("admin".to_owned(), admin_last));
-    // Then the FIX gateway, when it runs (its requests' sequence numbers continue).
-    let desk_last = journaled_through[DESK_STREAM.index()];
-    if gateway {
-        pipeline.resume_source(sources + 1, desk_last);
-        resumed.push(("fix".to_owned(), desk_last));
+    // Then the serving sources (FIX gateway, venue reports): their sequence numbers continue.
+    for (offset, (name, stream)) in serving_sources.iter().enumerate() {
+        let last = journaled_through[stream.index()];
+        pipeline.resume_source(sources + 1 + offset, last);
+        resumed.push((name.clone(), last));
     }
     let recovery = Recovery {
         journal_dir: journal_dir.display().to_string(),
@@ -545,9 +973,13 @@ pub fn plan_for(
 /// The plan `aaiti run` would use, without opening the journal (for `aaiti placement` and
 /// `aaiti config check`).
 pub fn preview_plan(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Plan> {
-    let mut shape = build_pipeline(loaded, options, false)?.pipeline.shape();
+    let built = build_pipeline(loaded, options, false)?;
+    let mut shape = built.pipeline.shape();
     if loaded.config.journal.enabled {
         shape.stages.push("journal".to_owned());
+    }
+    for stage in &built.after_journal {
+        shape.stages.push(stage.name().to_owned());
     }
     if gateway_runs(loaded) {
         shape.sources.push("fix".to_owned());
@@ -577,6 +1009,7 @@ pub struct Started {
     pub admin_socket: Option<PathBuf>,
     /// The address the FIX gateway listens on, when it runs.
     pub fix_address: Option<std::net::SocketAddr>,
+    summary: SummarySlot,
     snapshots: Option<SnapshotsRunning>,
     socket_server: Option<AdminServer>,
 }
@@ -593,6 +1026,9 @@ pub struct Finished {
     pub report: RunReport,
     /// What the snapshot writer did (with a journal).
     pub snapshots: Option<SnapshotLog>,
+    /// The trading stage's end-of-run summary (orders, fills, signals, positions and P&L),
+    /// when it ran.
+    pub trading: Option<serde_json::Value>,
 }
 
 impl Started {
@@ -612,7 +1048,16 @@ impl Started {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone()
         });
-        Finished { report, snapshots }
+        let summary = self
+            .summary
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        Finished {
+            report,
+            snapshots,
+            trading: summary,
+        }
     }
 }
 
@@ -622,10 +1067,18 @@ pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Star
     let Built {
         pipeline,
         admin,
-        desk,
+        after_journal,
+        serving_sources,
         fix_address,
+        reconciler,
+        summary,
     } = build_pipeline(loaded, options, true)?;
-    let (mut pipeline, journal) = attach_journal_and_recover(loaded, options, pipeline, desk)?;
+    let (mut pipeline, journal) =
+        attach_journal_and_recover(loaded, options, pipeline, after_journal, &serving_sources)?;
+    if let Some(reconciler) = reconciler {
+        // The journal is replayed: the router knows which orders the venue may hold.
+        reconciler.start();
+    }
     let mut recovery = None;
     let mut snapshot_setup = None;
     if let Some(journal) = journal {
@@ -692,6 +1145,7 @@ pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> anyhow::Result<Star
             .as_ref()
             .map(|server| server.path().to_owned()),
         fix_address,
+        summary,
         snapshots,
         socket_server,
     })

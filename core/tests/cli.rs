@@ -202,9 +202,9 @@ fn bad_configuration_fails_at_start_naming_file_key_and_fix() {
 
 #[test]
 fn placement_command_plans_for_any_core_count() {
-    for (cores, threads) in [(1, "1 threads"), (2, "2 threads"), (16, "6 threads")] {
+    for (cores, threads) in [(1, "1 threads"), (2, "2 threads"), (16, "7 threads")] {
         // Default pipeline: the replay, admin and FIX sources on one thread, then book,
-        // trading, journal, desk and counter.
+        // signals, trading, journal, desk and counter.
         let output = aaiti()
             .args(["placement", "--cores", &cores.to_string()])
             .output()

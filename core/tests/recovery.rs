@@ -100,8 +100,8 @@ fn restarts_resume_without_reuse() {
         let (records, streams) = verify(&data.join("journal"));
         assert!(records > previous, "round {round} journaled nothing");
         assert_eq!(
-            streams, 3,
-            "the replay's stream, the book's and the trading stage's"
+            streams, 4,
+            "the replay's stream, the book's, the signal stage's and the trading stage's"
         );
         previous = records;
     }
@@ -131,6 +131,12 @@ fn kill_9_under_load_twenty_times() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Killed while it runs: once its journal exists (start-up loads ONNX Runtime and the
+        // model first, which takes a while on a loaded machine), after a random delay.
+        let started = std::time::Instant::now();
+        while !data.join("journal").exists() && started.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         std::thread::sleep(Duration::from_millis(150 + random % 350));
         let status = Command::new("kill")
             .args(["-9", &child.id().to_string()])

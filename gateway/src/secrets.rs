@@ -217,6 +217,28 @@ impl SecretsKey {
         Self::from_hex(text)
     }
 
+    /// Writes the key to a new file as 64 hex characters and a newline, readable by its
+    /// owner only (mode 0600 on unix), for [`SecretsKey::from_file`]. Refuses to replace an
+    /// existing file: overwriting a key would make every file sealed with it unreadable.
+    pub fn write_new_file(&self, path: &Path) -> Result<(), SecretsError> {
+        let io = |source| SecretsError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(io)?;
+        let mut text = Zeroizing::new(hex::encode(&self.0[..]));
+        text.push('\n');
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)
+    }
+
     /// The first [`KEY_CHECK_LEN`] bytes of HMAC-SHA256(key, label).
     fn check(&self) -> [u8; KEY_CHECK_LEN] {
         let mut mac =

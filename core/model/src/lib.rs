@@ -47,5 +47,6 @@ pub use records::{
     BookAction, BookCheck, BookDelta, ChecksumMethod, Control, ControlAction, Envelope, FeedEvent,
     FeedEventKind, OrderAction, OrderCommand, OrderEvent, OrderEventKind, Record, RecordError,
     RecordHeader, RecordKind, RejectReason, RiskEvent, RiskEventKind, Signal, TopOfBook, Trade,
+    ModelEvent, ModelEventKind, VenueAction, VenueReport, VenueReportKind, VenueRequest,
 };
 pub use time::UnixNanos;

@@ -153,10 +153,16 @@ crate::order::wire_enum!(
         OrderCommand = 10 => "order_command",
         /// [`OrderEvent`].
         OrderEvent = 11 => "order_event",
+        /// [`VenueReport`].
+        VenueReport = 12 => "venue_report",
+        /// [`VenueRequest`].
+        VenueRequest = 13 => "venue_request",
         /// [`RiskEvent`].
         RiskEvent = 20 => "risk_event",
         /// [`Signal`].
         Signal = 30 => "signal",
+        /// [`ModelEvent`].
+        ModelEvent = 31 => "model_event",
         /// [`Control`].
         Control = 40 => "control",
     }
@@ -173,8 +179,11 @@ impl RecordKind {
             Self::BookCheck => size_of::<BookCheck>(),
             Self::OrderCommand => size_of::<OrderCommand>(),
             Self::OrderEvent => size_of::<OrderEvent>(),
+            Self::VenueReport => size_of::<VenueReport>(),
+            Self::VenueRequest => size_of::<VenueRequest>(),
             Self::RiskEvent => size_of::<RiskEvent>(),
             Self::Signal => size_of::<Signal>(),
+            Self::ModelEvent => size_of::<ModelEvent>(),
             Self::Control => size_of::<Control>(),
         }
     }
@@ -316,8 +325,11 @@ impl Envelope {
             RecordKind::BookCheck => self.validate_as::<BookCheck>(),
             RecordKind::OrderCommand => self.validate_as::<OrderCommand>(),
             RecordKind::OrderEvent => self.validate_as::<OrderEvent>(),
+            RecordKind::VenueReport => self.validate_as::<VenueReport>(),
+            RecordKind::VenueRequest => self.validate_as::<VenueRequest>(),
             RecordKind::RiskEvent => self.validate_as::<RiskEvent>(),
             RecordKind::Signal => self.validate_as::<Signal>(),
+            RecordKind::ModelEvent => self.validate_as::<ModelEvent>(),
             RecordKind::Control => self.validate_as::<Control>(),
         }
     }
@@ -1007,6 +1019,204 @@ impl Record for RiskEvent {
     }
 }
 
+crate::order::wire_enum!(
+    /// What a live venue reported about an order ([`VenueReport::kind`]).
+    VenueReportKind: u8 {
+        /// The order is working.
+        Accepted = 1 => "accepted",
+        /// The order was refused; nothing of it traded.
+        Rejected = 2 => "rejected",
+        /// A fill.
+        Fill = 3 => "fill",
+        /// Canceled on request.
+        Canceled = 4 => "canceled",
+        /// Expired (IOC or market remainder, venue expiry).
+        Expired = 5 => "expired",
+        /// A replace took effect.
+        Replaced = 6 => "replaced",
+        /// A cancel or replace was refused; the order is unchanged.
+        CancelRejected = 7 => "cancel_rejected",
+    }
+);
+
+/// What a live venue (an exchange adapter) said about one of the engine's orders. It enters
+/// the pipeline as a source record on the venue stream, so it is journaled before the order
+/// manager acts on it and a replay of the journal sees the same reports in the same order.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 1 | `kind` ([`VenueReportKind`]) |
+/// | 1 | 1 | `liquidity` (0 unknown, 1 maker, 2 taker) |
+/// | 2 | 1 | `kept_priority` (replaced: 1 if the order kept its queue position) |
+/// | 3 | 1 | padding (0) |
+/// | 4 | 2 | `reason` ([`RejectReason`], rejects) |
+/// | 6 | 2 | padding (0) |
+/// | 8 | 2 | `venue` |
+/// | 10 | 2 | padding (0) |
+/// | 12 | 4 | `instrument` |
+/// | 16 | 8 | `order_id` (the engine's) |
+/// | 24 | 8 | `exec_id` (fills: the venue's trade id) |
+/// | 32 | 8 | `price` (fill price; replaced: new limit price) |
+/// | 40 | 8 | `qty` (fill quantity; replaced: new total quantity) |
+/// | 48 | 8 | `leaves` (open quantity after the event) |
+/// | 56 | 8 | `cum` (filled so far, this fill included) |
+/// | 64 | 8 | `fee` (this fill, quote asset at the price scale; negative: rebate) |
+/// | 72 | 8 | `venue_ts` (the venue's time of the event) |
+/// | 80 | 8 | `venue_order_id` (the venue's id, 0 if unknown) |
+/// | 88 | 2 | `venue_error` (the venue's error code, as `i16`; 0 none) |
+/// | 90 | 6 | padding (0) |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct VenueReport {
+    /// [`VenueReportKind`] code.
+    pub kind: u8,
+    /// 0 unknown, 1 maker, 2 taker.
+    pub liquidity: u8,
+    /// Replaced: 1 if the order kept its queue position.
+    pub kept_priority: u8,
+    /// Padding.
+    pub _pad0: u8,
+    /// [`RejectReason`] code (rejects and cancel rejects).
+    pub reason: u16,
+    /// Padding.
+    pub _pad1: u16,
+    /// The venue.
+    pub venue: VenueId,
+    /// Padding.
+    pub _pad3: u16,
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// The engine's order id.
+    pub order_id: OrderId,
+    /// Fills: the venue's execution (trade) id.
+    pub exec_id: u64,
+    /// Fill price, or the new limit price of a replace.
+    pub price: Price,
+    /// Fill quantity, or the new total quantity of a replace.
+    pub qty: Qty,
+    /// Open quantity after the event.
+    pub leaves: Qty,
+    /// Filled quantity so far.
+    pub cum: Qty,
+    /// Fee of this fill in the quote asset at the price scale (negative: rebate).
+    pub fee: i64,
+    /// The venue's time of the event.
+    pub venue_ts: UnixNanos,
+    /// The venue's order id (0 if unknown).
+    pub venue_order_id: u64,
+    /// The venue's error code (0: none).
+    pub venue_error: i16,
+    /// Padding.
+    pub _pad2: [u8; 6],
+}
+
+impl VenueReport {
+    /// Typed kind.
+    pub fn kind(&self) -> Option<VenueReportKind> {
+        VenueReportKind::try_from(self.kind).ok()
+    }
+}
+
+impl Record for VenueReport {
+    const KIND: RecordKind = RecordKind::VenueReport;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        check::<VenueReportKind>(Self::KIND, "kind", self.kind)?;
+        check_u16::<RejectReason>(Self::KIND, "reason", self.reason)?;
+        if self.liquidity > 2 {
+            return Err(RecordError::BadField {
+                kind: Self::KIND,
+                field: "liquidity",
+                value: u64::from(self.liquidity),
+            });
+        }
+        Ok(())
+    }
+}
+
+crate::order::wire_enum!(
+    /// What the engine asks a live venue ([`VenueRequest::action`]).
+    VenueAction: u8 {
+        /// Place the order.
+        New = 1 => "new",
+        /// Cancel it.
+        Cancel = 2 => "cancel",
+    }
+);
+
+/// An order request for a live venue, written by the trading stage once pre-trade risk has
+/// accepted it. The router sends it to the venue's adapter only after the journal holds it
+/// (write-ahead), so after a crash the journal knows every order the venue may have.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 1 | `action` ([`VenueAction`]) |
+/// | 1 | 1 | `side` ([`Side`]) |
+/// | 2 | 1 | `order_type` ([`OrderType`]) |
+/// | 3 | 1 | `time_in_force` ([`TimeInForce`]) |
+/// | 4 | 1 | `flags` ([`OrderFlags`] bits) |
+/// | 5 | 3 | padding (0) |
+/// | 8 | 4 | `account` |
+/// | 12 | 4 | `instrument` |
+/// | 16 | 8 | `order_id` |
+/// | 24 | 8 | `price` |
+/// | 32 | 8 | `stop_price` |
+/// | 40 | 8 | `qty` (open quantity to place) |
+/// | 48 | 8 | `expire_at` |
+/// | 56 | 2 | `venue` |
+/// | 58 | 6 | padding (0) |
+/// | 64 | 40 | `client_order_id` |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct VenueRequest {
+    /// [`VenueAction`] code.
+    pub action: u8,
+    /// [`Side`] code.
+    pub side: u8,
+    /// [`OrderType`] code.
+    pub order_type: u8,
+    /// [`TimeInForce`] code.
+    pub time_in_force: u8,
+    /// [`OrderFlags`] bits.
+    pub flags: u8,
+    /// Padding.
+    pub _pad0: [u8; 3],
+    /// Account.
+    pub account: AccountId,
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// The engine's order id.
+    pub order_id: OrderId,
+    /// Limit price.
+    pub price: Price,
+    /// Trigger price.
+    pub stop_price: Price,
+    /// Quantity to place.
+    pub qty: Qty,
+    /// Expiry (GTD).
+    pub expire_at: UnixNanos,
+    /// The venue.
+    pub venue: VenueId,
+    /// Padding.
+    pub _pad1: [u8; 6],
+    /// The order's client order id.
+    pub client_order_id: ClientOrderId,
+}
+
+impl Record for VenueRequest {
+    const KIND: RecordKind = RecordKind::VenueRequest;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        check::<VenueAction>(Self::KIND, "action", self.action)?;
+        if self.action == VenueAction::New.code() {
+            check::<Side>(Self::KIND, "side", self.side)?;
+            check::<OrderType>(Self::KIND, "order_type", self.order_type)?;
+            check::<TimeInForce>(Self::KIND, "time_in_force", self.time_in_force)?;
+        }
+        Ok(())
+    }
+}
+
 /// A model prediction.
 ///
 /// | offset | size | field |
@@ -1056,6 +1266,92 @@ impl Record for Signal {
                 kind: Self::KIND,
                 field: "prediction/confidence",
                 value: self.prediction.to_bits(),
+            });
+        }
+        Ok(())
+    }
+}
+
+crate::order::wire_enum!(
+    /// What a [`ModelEvent`] reports.
+    ModelEventKind: u8 {
+        /// A model version was swapped in: `version` the new one, `previous` the old one.
+        Swapped = 1 => "swapped",
+        /// A swap was refused (the version does not load or does not fit): the old version
+        /// keeps serving. `version` the refused one, `previous` the serving one.
+        SwapRefused = 2 => "swap_refused",
+        /// Drift past a threshold: `subject` what drifted (a feature's input position, or
+        /// `u32::MAX - 2` predictions' PSI, `u32::MAX - 1` their mean shift in reference
+        /// standard deviations, `u32::MAX` their standard deviation ratio), `value` the
+        /// measure, `threshold` the threshold passed, `level` 1 warn / 2 alert, `count` the
+        /// observations evaluated.
+        Drift = 3 => "drift",
+        /// Live accuracy: `value` the information coefficient (correlation of predictions
+        /// with realised forward returns), `threshold` the hit rate (share of predictions
+        /// with the realised return's sign), `count` the predictions scored so far.
+        Accuracy = 4 => "accuracy",
+    }
+);
+
+/// An event of the model layer: swaps, drift alerts, live accuracy.
+///
+/// | offset | size | field |
+/// |---:|---:|---|
+/// | 0 | 1 | `kind` ([`ModelEventKind`]) |
+/// | 1 | 1 | `level` (0 ok, 1 warn, 2 alert) |
+/// | 2 | 2 | padding (0) |
+/// | 4 | 4 | `model` (index in `[[signals.models]]`) |
+/// | 8 | 4 | `version` |
+/// | 12 | 4 | `instrument` |
+/// | 16 | 4 | `subject` (per kind) |
+/// | 20 | 4 | `previous` (previous version, swaps) |
+/// | 24 | 8 | `value` (`f64` LE, per kind) |
+/// | 32 | 8 | `threshold` (`f64` LE, per kind) |
+/// | 40 | 8 | `count` |
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct ModelEvent {
+    /// [`ModelEventKind`] code.
+    pub kind: u8,
+    /// 0 ok, 1 warn, 2 alert.
+    pub level: u8,
+    /// Padding.
+    pub _pad: u16,
+    /// Model index.
+    pub model: u32,
+    /// Model version.
+    pub version: u32,
+    /// Instrument.
+    pub instrument: InstrumentId,
+    /// Per kind.
+    pub subject: u32,
+    /// Previous version (swaps).
+    pub previous: u32,
+    /// Per kind.
+    pub value: f64,
+    /// Per kind.
+    pub threshold: f64,
+    /// Per kind.
+    pub count: u64,
+}
+
+impl ModelEvent {
+    /// Typed kind.
+    pub fn kind(&self) -> Option<ModelEventKind> {
+        ModelEventKind::try_from(self.kind).ok()
+    }
+}
+
+impl Record for ModelEvent {
+    const KIND: RecordKind = RecordKind::ModelEvent;
+
+    fn validate(&self) -> Result<(), RecordError> {
+        check::<ModelEventKind>(Self::KIND, "kind", self.kind)?;
+        if self.level > 2 {
+            return Err(RecordError::BadField {
+                kind: Self::KIND,
+                field: "level",
+                value: u64::from(self.level),
             });
         }
         Ok(())
@@ -1167,6 +1463,10 @@ const _: () = {
     assert!(size_of::<OrderEvent>() == 128);
     assert!(size_of::<RiskEvent>() == 40);
     assert!(size_of::<Signal>() == 40);
+    assert!(size_of::<ModelEvent>() == 48);
+    assert!(size_of::<VenueReport>() == 96);
+    assert!(size_of::<VenueRequest>() == 104);
+    assert!(std::mem::offset_of!(VenueRequest, client_order_id) == 64);
     assert!(size_of::<Control>() == 80);
     assert!(std::mem::offset_of!(OrderCommand, client_order_id) == 56);
     assert!(std::mem::offset_of!(OrderCommand, orig_client_order_id) == 96);

@@ -26,6 +26,7 @@
 pub mod socket;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aaiti_model::{AccountId, Control, ControlAction, RecordHeader, StreamId, UnixNanos};
@@ -87,6 +88,18 @@ pub enum AdminCommand {
         #[serde(default)]
         order_id: Option<u64>,
     },
+    /// Swap a model of the signal stage for another version from the models directory,
+    /// without stopping: the new version is loaded and warmed up beside the old one, then
+    /// switched between two events; the swap is journaled. A version that does not load
+    /// (missing, corrupt, wrong inputs, metadata that does not match) is refused and the
+    /// old one keeps serving.
+    SwapModel {
+        /// The model's name (as in `[[signals.models]]`).
+        model: String,
+        /// The version; none: the newest in the models directory.
+        #[serde(default)]
+        version: Option<u32>,
+    },
     /// Engage the kill switch: halt, cancel every open order, optionally flatten.
     KillSwitch {
         /// Account name; none: global.
@@ -139,6 +152,20 @@ impl AdminHandle {
     }
 }
 
+/// Loads and warms up a model version beside the serving one (off the pipeline's threads)
+/// and returns the version made ready, for [`AdminCommand::SwapModel`].
+pub type ModelPreparer = Arc<dyn Fn(&str, Option<u32>) -> Result<u32, String> + Send + Sync>;
+
+/// Longest model name a swap record holds (its text field).
+const MODEL_NAME_MAX: usize = 64;
+
+/// A model swap whose new version is being prepared, or is ready.
+struct Preparing {
+    model: String,
+    outcome: Result<u32, String>,
+    reply: Sender<AdminReply>,
+}
+
 /// The trading stage's side: answers by request sequence number.
 #[derive(Clone)]
 pub struct AdminReplies {
@@ -167,6 +194,8 @@ pub fn channel(accounts: Vec<String>, trading: bool) -> (AdminHandle, AdminSourc
         AdminSource {
             requests,
             replies,
+            preparer: None,
+            prepared: crossbeam_channel::unbounded(),
             pending: HashMap::new(),
             accounts,
             trading,
@@ -191,6 +220,8 @@ struct AdminCounters {
 pub struct AdminSource {
     requests: Receiver<AdminRequest>,
     replies: Receiver<(u64, AdminReply)>,
+    preparer: Option<ModelPreparer>,
+    prepared: (Sender<Preparing>, Receiver<Preparing>),
     pending: HashMap<u64, (Sender<AdminReply>, Instant)>,
     accounts: Vec<String>,
     trading: bool,
@@ -199,6 +230,82 @@ pub struct AdminSource {
 }
 
 impl AdminSource {
+    /// Lets [`AdminCommand::SwapModel`] through: `preparer` loads the new version.
+    pub fn with_model_preparer(mut self, preparer: ModelPreparer) -> Self {
+        self.preparer = Some(preparer);
+        self
+    }
+
+    /// Starts preparing a model swap on a thread of its own; [`Self::poll`] journals the
+    /// swap once the new version is ready (or answers with why it is not).
+    fn prepare_swap(&mut self, request: AdminRequest) {
+        let AdminCommand::SwapModel { model, version } = &request.command else {
+            return;
+        };
+        let Some(preparer) = self.preparer.clone() else {
+            self.counters.refused += 1;
+            let _ = request
+                .reply
+                .send(Err("no signal stage runs in this configuration".to_owned()));
+            return;
+        };
+        if model.is_empty() || model.len() > MODEL_NAME_MAX {
+            self.counters.refused += 1;
+            let _ = request.reply.send(Err(format!(
+                "a model name has 1 to {} bytes",
+                MODEL_NAME_MAX
+            )));
+            return;
+        }
+        let (model, version) = (model.clone(), *version);
+        let done = self.prepared.0.clone();
+        let reply = request.reply;
+        let spawned = std::thread::Builder::new()
+            .name("model-load".into())
+            .spawn(move || {
+                let outcome = preparer(&model, version);
+                let _ = done.send(Preparing {
+                    model,
+                    outcome,
+                    reply,
+                });
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start a model load");
+        }
+    }
+
+    /// Journals the swaps whose new version is ready.
+    fn emit_prepared(&mut self, out: &mut Emitter<'_>) -> bool {
+        let mut emitted = false;
+        while let Ok(preparing) = self.prepared.1.try_recv() {
+            let version = match preparing.outcome {
+                Ok(version) => version,
+                Err(error) => {
+                    self.counters.refused += 1;
+                    let _ = preparing.reply.send(Err(error));
+                    continue;
+                }
+            };
+            let mut record = Control::new(
+                ControlAction::ModelSwap,
+                Control::ALL_ACCOUNTS,
+                u64::from(version),
+            );
+            let name = preparing.model.as_bytes();
+            record.text[..name.len()].copy_from_slice(name);
+            self.seq += 1;
+            out.emit_record(
+                RecordHeader::new(ADMIN_STREAM, self.seq, UnixNanos(0), crate::clock::now()),
+                &record,
+            );
+            self.pending
+                .insert(self.seq, (preparing.reply, Instant::now()));
+            emitted = true;
+        }
+        emitted
+    }
+
     fn account(&self, name: Option<&String>) -> Result<AccountId, String> {
         let Some(name) = name else {
             return Ok(Control::ALL_ACCOUNTS);
@@ -238,6 +345,8 @@ impl AdminSource {
                 u64::from(*flatten),
             )],
             AdminCommand::SetLimits { toml } => limits_chunks(toml, self.seq + 1)?,
+            // Journaled once the new version is ready (`emit_prepared`).
+            AdminCommand::SwapModel { .. } => Vec::new(),
             AdminCommand::OrderStatus {
                 account,
                 client_order_id,
@@ -263,6 +372,10 @@ impl AdminSource {
 
     fn take_command(&mut self, request: AdminRequest, out: &mut Emitter<'_>) {
         self.counters.commands += 1;
+        if matches!(request.command, AdminCommand::SwapModel { .. }) {
+            self.prepare_swap(request);
+            return;
+        }
         let records = if self.trading {
             self.records(&request.command)
         } else {
@@ -438,6 +551,9 @@ impl Source for AdminSource {
                 }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
+        }
+        if self.emit_prepared(out) {
+            status = SourceStatus::Busy;
         }
         if self.pending.is_empty() {
             return status;

@@ -34,7 +34,8 @@ use aaiti_model::{
     AccountId, BookDelta, Control, ControlAction, Envelope, FeedEvent, FeedEventKind, InstrumentId,
     InstrumentRegistry, OrderAction, OrderCommand, OrderEvent, OrderEventKind, OrderFlags, OrderId,
     OrderType, Price, Qty, Record, RecordHeader, RecordKind, RejectReason, RiskEvent,
-    RiskEventKind, StreamId, TimeInForce, Trade, UnixNanos,
+    RiskEventKind, Signal, StreamId, TimeInForce, Trade, UnixNanos, VenueAction, VenueReport,
+    VenueRequest,
 };
 use aaiti_risk::config::RiskConfigFile;
 use aaiti_risk::monitor::{MonitorConfig, RiskMonitor};
@@ -87,7 +88,17 @@ pub struct TradingSetup {
     pub risk_file: RiskConfigFile,
     /// Where admin commands are answered.
     pub admin: Option<AdminReplies>,
+    /// Per account id: true if its orders go to a live venue (written as [`VenueRequest`]
+    /// records for the router) instead of the paper venue. Missing entries are paper.
+    pub live_accounts: Vec<bool>,
+    /// Where the stage leaves its end-of-run summary (orders, fills, P&L) when the pipeline
+    /// drains.
+    pub summary: Option<SummarySlot>,
 }
+
+/// Receives the trading stage's end-of-run summary (a JSON document, see
+/// [`TradingStage::summary`]).
+pub type SummarySlot = std::sync::Arc<std::sync::Mutex<Option<serde_json::Value>>>;
 
 /// Counters of the trading stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +131,12 @@ pub struct TradingStats {
     pub admin_commands: u64,
     /// Limits changes refused (invalid values, wrong accounts, broken pieces).
     pub limits_refused: u64,
+    /// Requests written for live venues (new orders and cancels).
+    pub venue_requests: u64,
+    /// Live venue reports applied.
+    pub venue_reports: u64,
+    /// Model signals passed to the strategies.
+    pub signals: u64,
 }
 
 /// One position in mantissas: quantity at the instrument's quantity scale, prices and
@@ -164,6 +181,15 @@ pub struct VarView {
 /// `value` as JSON (an error, never a panic, for numbers JSON cannot hold).
 fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(value).map_err(|error| format!("risk state as JSON: {error}"))
+}
+
+/// [`OrderFlags`] bits of a venue order.
+fn order_flags_bits(post_only: bool) -> u8 {
+    if post_only {
+        OrderFlags::POST_ONLY.0
+    } else {
+        0
+    }
 }
 
 /// `limit` code of an `illegal_report` for a report about an order never seen.
@@ -225,6 +251,11 @@ pub struct TradingStage {
     cause: RecordHeader,
     /// A replace risk refused, answered with a cancel reject instead of being sent.
     refused_replace: Option<(OrderId, RejectReason)>,
+    /// Per account: routed to a live venue.
+    live_accounts: Vec<bool>,
+    /// Live venue requests waiting to be written (scratch, reused).
+    venue_requests: Vec<VenueRequest>,
+    summary: Option<SummarySlot>,
     // Administration (cold path).
     registry: InstrumentRegistry,
     risk_file: RiskConfigFile,
@@ -277,6 +308,9 @@ impl TradingStage {
             notionals: vec![0.0; instruments],
             cause: RecordHeader::default(),
             refused_replace: None,
+            live_accounts: setup.live_accounts,
+            summary: setup.summary,
+            venue_requests: Vec::with_capacity(64),
             last_var: vec![None; setup.accounts as usize],
             registry: setup.registry,
             risk_file: setup.risk_file,
@@ -596,6 +630,49 @@ impl TradingStage {
         }))
     }
 
+    /// The run's outcome: order and fill counts, and per position the quantity and P&L in
+    /// the instrument's quote asset (decimal numbers; `net` = realized + unrealized - fees).
+    pub fn summary(&self) -> serde_json::Value {
+        let mut positions = Vec::new();
+        let mut net_total = 0.0;
+        for line in self.position_lines() {
+            let Some(instrument) = self.registry.get(InstrumentId(line.instrument)) else {
+                continue;
+            };
+            let price = instrument.price_scale.factor() as f64;
+            let qty = instrument.qty_scale.factor() as f64;
+            let realized = line.realized as f64 / price;
+            let unrealized = line.unrealized as f64 / price;
+            let fees = line.fees as f64 / price;
+            let net = realized + unrealized - fees;
+            net_total += net;
+            let account = self
+                .risk_file
+                .accounts
+                .get(line.account as usize)
+                .map_or_else(|| line.account.to_string(), |a| a.name.clone());
+            positions.push(serde_json::json!({
+                "account": account,
+                "instrument": instrument.symbol,
+                "quote": instrument.quote,
+                "qty": line.qty as f64 / qty,
+                "realized": realized,
+                "unrealized": unrealized,
+                "fees": fees,
+                "net": net,
+            }));
+        }
+        serde_json::json!({
+            "orders": self.stats.orders_accepted,
+            "rejected": self.stats.rejected_invalid + self.stats.rejected_risk
+                + self.stats.rejected_venue,
+            "fills": self.stats.fills,
+            "signals": self.stats.signals,
+            "positions": positions,
+            "pnl_net": net_total,
+        })
+    }
+
     /// Every non-flat position in mantissas, for the desk's position reports.
     fn position_lines(&self) -> Vec<PositionLine> {
         let mut lines = Vec::new();
@@ -895,6 +972,9 @@ impl TradingStage {
             post_only: order.flags.contains(OrderFlags::POST_ONLY),
             expire_at: order.expire_at,
         };
+        let live = self.is_live(order.account);
+        let stop_price = order.stop_price;
+        let client_order_id = order.client_order_id;
         let reserve_price = if venue_order.order_type == OrderType::Market {
             self.reference_price(order.instrument)
         } else {
@@ -914,8 +994,69 @@ impl TradingStage {
         {
             self.stats.risk_errors += 1;
         }
+        if live {
+            self.venue_requests.push(VenueRequest {
+                action: VenueAction::New.code(),
+                side: venue_order.side.code(),
+                order_type: venue_order.order_type.code(),
+                time_in_force: venue_order.tif.code(),
+                flags: order_flags_bits(venue_order.post_only),
+                account: venue_order.account,
+                instrument: venue_order.instrument,
+                order_id: id,
+                price: venue_order.price,
+                stop_price,
+                qty: leaves,
+                expire_at: venue_order.expire_at,
+                venue: self.venue_of(venue_order.instrument),
+                client_order_id,
+                ..VenueRequest::default()
+            });
+            return;
+        }
         self.paper
             .submit(venue_order, self.clock, self.market.books());
+    }
+
+    fn is_live(&self, account: AccountId) -> bool {
+        self.live_accounts
+            .get(account.0 as usize)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    fn venue_of(&self, instrument: InstrumentId) -> aaiti_model::VenueId {
+        self.registry
+            .get(instrument)
+            .map_or(aaiti_model::VenueId(0), |i| i.venue)
+    }
+
+    /// Asks the live venue to cancel order `id`.
+    fn cancel_live(&mut self, id: OrderId) {
+        let Some(order) = self.oms.order(id) else {
+            return;
+        };
+        let request = VenueRequest {
+            action: VenueAction::Cancel.code(),
+            account: order.account,
+            instrument: order.instrument,
+            order_id: id,
+            venue: self.venue_of(order.instrument),
+            client_order_id: order.client_order_id,
+            ..VenueRequest::default()
+        };
+        self.venue_requests.push(request);
+    }
+
+    /// Writes the queued live venue requests (the router sends them once journaled).
+    fn flush_venue_requests(&mut self, out: &mut Emitter<'_>) {
+        let requests = std::mem::take(&mut self.venue_requests);
+        for request in &requests {
+            self.stats.venue_requests += 1;
+            self.emit(request, out);
+        }
+        self.venue_requests = requests;
+        self.venue_requests.clear();
     }
 
     /// Emits the queued order events and acts on them: triggered stops go to the venue,
@@ -930,8 +1071,12 @@ impl TradingStage {
             match OrderEventKind::try_from(event.kind) {
                 Ok(OrderEventKind::Triggered) => self.route(event.order_id),
                 Ok(OrderEventKind::PendingCancel) => {
-                    self.paper
-                        .cancel(event.order_id, self.clock, self.market.books());
+                    if self.is_live(event.account) {
+                        self.cancel_live(event.order_id);
+                    } else {
+                        self.paper
+                            .cancel(event.order_id, self.clock, self.market.books());
+                    }
                 }
                 Ok(OrderEventKind::PendingReplace) => self.send_replace(event.order_id),
                 Ok(OrderEventKind::Rejected) if event.order_id.0 != 0 => {
@@ -967,6 +1112,21 @@ impl TradingStage {
         let Some(order) = self.oms.order(id) else {
             return;
         };
+        if self.is_live(order.account) {
+            // Binance spot has no in-place replace (see `crate::venues`).
+            let now = self.clock;
+            let events = &mut self.order_events;
+            if self
+                .oms
+                .on_cancel_rejected(id, RejectReason::UnsupportedOrder, now, &mut |e| {
+                    events.push(e)
+                })
+                .is_err()
+            {
+                self.stats.illegal_transitions += 1;
+            }
+            return;
+        }
         if let Pending::Replace(request) = order.pending {
             self.paper.replace(
                 id,
@@ -1066,6 +1226,15 @@ impl TradingStage {
         }
     }
 
+    /// A live venue's journaled report: the same path as the paper venue's events.
+    fn on_venue_report(&mut self, report: &VenueReport, out: &mut Emitter<'_>) {
+        self.stats.venue_reports += 1;
+        match crate::venues::report_event(report) {
+            Some(event) => self.on_venue_event(&event, out),
+            None => self.stats.illegal_transitions += 1,
+        }
+    }
+
     fn on_breaches(&mut self, out: &mut Emitter<'_>) {
         while let Some(breach) = self.breaches.pop() {
             self.emit_risk(&breach.event, out);
@@ -1143,6 +1312,9 @@ impl TradingStage {
             if !self.order_events.is_empty() {
                 busy = true;
                 self.flush_order_events(out);
+            }
+            if !self.venue_requests.is_empty() {
+                self.flush_venue_requests(out);
             }
             if !busy {
                 break;
@@ -1245,6 +1417,20 @@ impl Stage for TradingStage {
                     self.on_control(&{ *control }, out);
                 }
             }
+            Ok(RecordKind::Signal) => {
+                if let Some(signal) = event.payload::<Signal>() {
+                    let signal = *signal;
+                    self.stats.signals += 1;
+                    for strategy in &mut self.strategies {
+                        strategy.on_signal(&self.market, &signal, now, &mut self.intents);
+                    }
+                }
+            }
+            Ok(RecordKind::VenueReport) => {
+                if let Some(report) = event.payload::<VenueReport>() {
+                    self.on_venue_report(&{ *report }, out);
+                }
+            }
             _ => {}
         }
         self.settle(out);
@@ -1304,6 +1490,15 @@ impl Stage for TradingStage {
         Ok(())
     }
 
+    fn on_shutdown(&mut self, _out: &mut Emitter<'_>) {
+        if let Some(slot) = &self.summary {
+            let summary = self.summary();
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(summary);
+        }
+    }
+
     fn report(&self) -> Vec<(String, u64)> {
         let s = self.stats;
         let mut counters: Vec<(String, u64)> = [
@@ -1321,6 +1516,9 @@ impl Stage for TradingStage {
             ("intents_dropped", s.intents_dropped),
             ("admin_commands", s.admin_commands),
             ("limits_refused", s.limits_refused),
+            ("venue_requests", s.venue_requests),
+            ("venue_reports", s.venue_reports),
+            ("signals", s.signals),
             ("open_orders", self.oms.live_count() as u64),
         ]
         .into_iter()

@@ -7,6 +7,8 @@
 //! is part of engine snapshots ([`Strategy::snapshot`]).
 
 pub mod flow;
+pub mod ml;
+pub mod rule;
 
 use aaiti_model::{
     AccountId, ClientOrderId, InstrumentId, OrderCommand, OrderEvent, Signal, Trade, UnixNanos,

@@ -3,7 +3,8 @@
 use aaiti_journal::{Frame, FrameBody};
 use aaiti_model::{
     AccountId, BookCheck, BookDelta, Control, Envelope, FeedEvent, InstrumentId,
-    InstrumentRegistry, OrderCommand, OrderEvent, RecordKind, RiskEvent, Signal, TopOfBook, Trade,
+    InstrumentRegistry, ModelEvent, OrderCommand, OrderEvent, RecordKind, RiskEvent, Signal,
+    TopOfBook, Trade, VenueReport, VenueRequest,
 };
 
 use super::error::CliError;
@@ -119,7 +120,10 @@ pub(crate) fn instrument_of(envelope: &Envelope) -> Option<InstrumentId> {
         RecordKind::OrderCommand => envelope.payload::<OrderCommand>()?.instrument,
         RecordKind::OrderEvent => envelope.payload::<OrderEvent>()?.instrument,
         RecordKind::RiskEvent => envelope.payload::<RiskEvent>()?.instrument,
+        RecordKind::VenueReport => envelope.payload::<VenueReport>()?.instrument,
+        RecordKind::VenueRequest => envelope.payload::<VenueRequest>()?.instrument,
         RecordKind::Signal => envelope.payload::<Signal>()?.instrument,
+        RecordKind::ModelEvent => envelope.payload::<ModelEvent>()?.instrument,
         RecordKind::Control => return None,
     })
 }
@@ -130,6 +134,7 @@ pub(crate) fn account_of(envelope: &Envelope) -> Option<AccountId> {
         RecordKind::OrderCommand => envelope.payload::<OrderCommand>()?.account,
         RecordKind::OrderEvent => envelope.payload::<OrderEvent>()?.account,
         RecordKind::RiskEvent => envelope.payload::<RiskEvent>()?.account,
+        RecordKind::VenueRequest => envelope.payload::<VenueRequest>()?.account,
         RecordKind::Control => envelope.payload::<Control>()?.account,
         _ => return None,
     })
@@ -149,6 +154,12 @@ pub(crate) fn matches_order(envelope: &Envelope, order: &OrderRef) -> bool {
     }
     if let Some(r) = envelope.payload::<RiskEvent>() {
         return id_is(r.order_id.0);
+    }
+    if let Some(r) = envelope.payload::<VenueReport>() {
+        return id_is(r.order_id.0);
+    }
+    if let Some(r) = envelope.payload::<VenueRequest>() {
+        return id_is(r.order_id.0) || cl_is(&r.client_order_id);
     }
     false
 }

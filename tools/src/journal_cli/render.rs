@@ -6,9 +6,10 @@ use aaiti_journal::{Frame, FrameBody};
 use aaiti_model::{
     AccountId, BookAction, BookCheck, BookDelta, ChecksumMethod, ClientOrderId, Control,
     ControlAction, Envelope, FeedEvent, FeedEventKind, InstrumentId, InstrumentRegistry,
-    OrderAction, OrderCommand, OrderEvent, OrderEventKind, OrderFlags, OrderType, RecordKind,
-    RejectReason, RiskEvent, RiskEventKind, Scale, Side, Signal, TimeInForce, TopOfBook, Trade,
-    VenueId,
+    ModelEvent, ModelEventKind, OrderAction, OrderCommand, OrderEvent, OrderEventKind, OrderFlags,
+    OrderType, RecordKind, RejectReason, RiskEvent, RiskEventKind, Scale, Side, Signal,
+    TimeInForce, TopOfBook, Trade, VenueAction, VenueId, VenueReport, VenueReportKind,
+    VenueRequest,
 };
 use serde_json::Value as Json;
 
@@ -574,6 +575,79 @@ impl Renderer {
                     push(&mut f, "limit", Val::I64(r.limit));
                 }
             }
+            RecordKind::VenueReport => {
+                if let Some(r) = envelope.payload::<VenueReport>() {
+                    let (ps, qs) = self.scales(r.instrument);
+                    let fixed = |raw: i64, scale| Val::Fixed { raw, scale };
+                    push(&mut f, "kind", enum_val!(VenueReportKind, r.kind));
+                    let liquidity = match r.liquidity {
+                        1 => Val::Str("maker".into()),
+                        2 => Val::Str("taker".into()),
+                        _ => Val::Null,
+                    };
+                    push(&mut f, "liquidity", liquidity);
+                    push(&mut f, "reason", enum_val!(RejectReason, r.reason));
+                    push(&mut f, "venue", Val::U64(u64::from(r.venue.0)));
+                    self.instrument_fields(&mut f, r.instrument);
+                    push(&mut f, "order_id", Val::U64(r.order_id.0));
+                    push(&mut f, "exec_id", Val::U64(r.exec_id));
+                    push(&mut f, "price", fixed(r.price.0, ps));
+                    push(&mut f, "qty", fixed(r.qty.0, qs));
+                    push(&mut f, "leaves", fixed(r.leaves.0, qs));
+                    push(&mut f, "cum", fixed(r.cum.0, qs));
+                    push(&mut f, "fee", fixed(r.fee, ps));
+                    push(&mut f, "venue_ts", Val::Time(r.venue_ts.0));
+                    push(&mut f, "venue_order_id", Val::U64(r.venue_order_id));
+                    push(&mut f, "venue_error", Val::I64(i64::from(r.venue_error)));
+                    push(
+                        &mut f,
+                        "kept_priority",
+                        Val::U64(u64::from(r.kept_priority)),
+                    );
+                }
+            }
+            RecordKind::VenueRequest => {
+                if let Some(r) = envelope.payload::<VenueRequest>() {
+                    let (ps, qs) = self.scales(r.instrument);
+                    let fixed = |raw: i64, scale| Val::Fixed { raw, scale };
+                    push(&mut f, "action", enum_val!(VenueAction, r.action));
+                    push(&mut f, "side", enum_or_none!(Side, r.side));
+                    push(&mut f, "order_type", enum_or_none!(OrderType, r.order_type));
+                    push(
+                        &mut f,
+                        "time_in_force",
+                        enum_or_none!(TimeInForce, r.time_in_force),
+                    );
+                    push(&mut f, "flags", Val::U64(u64::from(r.flags)));
+                    push(&mut f, "account", Self::account(r.account));
+                    self.instrument_fields(&mut f, r.instrument);
+                    push(&mut f, "order_id", Val::U64(r.order_id.0));
+                    push(&mut f, "price", fixed(r.price.0, ps));
+                    push(&mut f, "stop_price", fixed(r.stop_price.0, ps));
+                    push(&mut f, "qty", fixed(r.qty.0, qs));
+                    push(&mut f, "expire_at", Val::Time(r.expire_at.0));
+                    push(&mut f, "venue", Val::U64(u64::from(r.venue.0)));
+                    push(
+                        &mut f,
+                        "client_order_id",
+                        client_order_id(&r.client_order_id),
+                    );
+                }
+            }
+            RecordKind::ModelEvent => {
+                if let Some(r) = envelope.payload::<ModelEvent>() {
+                    push(&mut f, "kind", enum_val!(ModelEventKind, r.kind));
+                    push(&mut f, "level", Val::U64(u64::from(r.level)));
+                    push(&mut f, "model", Val::U64(u64::from(r.model)));
+                    push(&mut f, "version", Val::U64(u64::from(r.version)));
+                    self.instrument_fields(&mut f, r.instrument);
+                    push(&mut f, "subject", Val::U64(u64::from(r.subject)));
+                    push(&mut f, "previous", Val::U64(u64::from(r.previous)));
+                    push(&mut f, "value", Val::F64(r.value));
+                    push(&mut f, "threshold", Val::F64(r.threshold));
+                    push(&mut f, "count", Val::U64(r.count));
+                }
+            }
             RecordKind::Signal => {
                 if let Some(r) = envelope.payload::<Signal>() {
                     push(&mut f, "model", Val::U64(u64::from(r.model)));
@@ -809,7 +883,10 @@ fn default_envelope(kind: RecordKind) -> Envelope {
         RecordKind::OrderCommand => Envelope::new(h, &OrderCommand::default()),
         RecordKind::OrderEvent => Envelope::new(h, &OrderEvent::default()),
         RecordKind::RiskEvent => Envelope::new(h, &RiskEvent::default()),
+        RecordKind::VenueReport => Envelope::new(h, &VenueReport::default()),
+        RecordKind::VenueRequest => Envelope::new(h, &VenueRequest::default()),
         RecordKind::Signal => Envelope::new(h, &Signal::default()),
+        RecordKind::ModelEvent => Envelope::new(h, &ModelEvent::default()),
         RecordKind::Control => Envelope::new(h, &Control::default()),
     }
 }
