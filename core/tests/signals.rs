@@ -401,3 +401,58 @@ fn missing_onnx_runtime_is_explained_or_tolerated_by_configuration() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `aaiti run --speed max --json` on the default configuration: the bundled model scores the
+/// whole recording, the model strategy trades on it, and the summary says so.
+#[test]
+fn default_run_predicts_and_the_model_strategy_trades() {
+    let dir = temp_dir("default");
+    let text = DEFAULT_CONFIG
+        .replacen("wait = \"busy-spin\"", "wait = \"yield\"", 1)
+        .replacen("listen = \"127.0.0.1:9878\"", "listen = \"127.0.0.1:0\"", 1);
+    let path = dir.join("default.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_aaiti"))
+        .args(["run", "--speed", "max", "--json", "--config"])
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let totals = &summary["summary"];
+    assert!(totals["predictions"].as_u64().unwrap() > 5000, "{totals}");
+    assert!(totals["orders"].as_u64().unwrap() > 0, "{totals}");
+    assert!(totals["fills"].as_u64().unwrap() > 0, "{totals}");
+    assert!(totals["pnl_net"].as_f64().is_some(), "{totals}");
+    let counter = |component: &str, name: &str| {
+        summary["report"]["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["components"].as_array().unwrap())
+            .filter(|c| c["name"] == component)
+            .flat_map(|c| c["counters"].as_array().unwrap())
+            .find(|pair| pair[0] == name)
+            .map(|pair| pair[1].as_u64().unwrap())
+    };
+    assert_eq!(counter("signals", "btcusdt-ridge.non_finite"), Some(0));
+    assert_eq!(counter("signals", "btcusdt-ridge.errors"), Some(0));
+    assert!(counter("trading", "ml.orders").unwrap() > 10);
+    assert!(counter("trading", "ml.fills").unwrap() > 0);
+    let ml = summary["trading"]["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["account"] == "ml-1");
+    assert!(
+        ml.is_some(),
+        "no position line for the model strategy's account"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,10 +6,11 @@
 use aaiti_model::records::{ENVELOPE_SIZE, HEADER_SIZE, PAYLOAD_CAPACITY};
 use aaiti_model::{
     AccountId, BookAction, BookCheck, BookDelta, ChecksumMethod, ClientOrderId, Control,
-    ControlAction, Envelope, FeedEvent, FeedEventKind, InstrumentId, OrderAction, OrderCommand,
-    OrderEvent, OrderEventKind, OrderFlags, OrderId, OrderType, Price, Qty, Record, RecordError,
-    RecordHeader, RecordKind, RejectReason, RiskEvent, RiskEventKind, Side, Signal, StreamId,
-    TimeInForce, TopOfBook, Trade, UnixNanos, VenueId,
+    ControlAction, Envelope, FeedEvent, FeedEventKind, InstrumentId, ModelEvent, ModelEventKind,
+    OrderAction, OrderCommand, OrderEvent, OrderEventKind, OrderFlags, OrderId, OrderType, Price,
+    Qty, Record, RecordError, RecordHeader, RecordKind, RejectReason, RiskEvent, RiskEventKind,
+    Side, Signal, StreamId, TimeInForce, TopOfBook, Trade, UnixNanos, VenueAction, VenueId,
+    VenueReport, VenueReportKind, VenueRequest,
 };
 
 fn header(seq: u64) -> RecordHeader {
@@ -149,7 +150,88 @@ fn every_kind() -> Vec<Envelope> {
                 venue_seq: 12,
             },
         ),
+        Envelope::new(
+            header(11),
+            &VenueReport {
+                kind: VenueReportKind::Fill.code(),
+                liquidity: 1,
+                venue: VenueId(0),
+                instrument: InstrumentId(1),
+                order_id: OrderId(42),
+                exec_id: 3_734_567_112,
+                price: Price(6_173_700),
+                qty: Qty(100),
+                leaves: Qty(140_900),
+                cum: Qty(100),
+                fee: -3,
+                venue_ts: UnixNanos(1_723_161_253_000_000_000),
+                venue_order_id: 28_457,
+                venue_error: 0,
+                ..VenueReport::default()
+            },
+        ),
+        Envelope::new(
+            header(12),
+            &VenueRequest {
+                action: VenueAction::New.code(),
+                side: Side::Buy.code(),
+                order_type: OrderType::Limit.code(),
+                time_in_force: TimeInForce::Gtc.code(),
+                account: AccountId(3),
+                instrument: InstrumentId(1),
+                order_id: OrderId(42),
+                price: Price(6_173_700),
+                qty: Qty(141_000),
+                venue: VenueId(0),
+                client_order_id: ClientOrderId::new(b"desk-7").unwrap(),
+                ..VenueRequest::default()
+            },
+        ),
+        Envelope::new(
+            header(13),
+            &ModelEvent {
+                kind: ModelEventKind::Drift.code(),
+                level: 2,
+                model: 0,
+                version: 1,
+                instrument: InstrumentId(1),
+                subject: 4,
+                value: 0.31,
+                threshold: 0.25,
+                count: 1000,
+                ..ModelEvent::default()
+            },
+        ),
     ]
+}
+
+#[test]
+fn venue_and_model_records_at_documented_offsets() {
+    let all = every_kind();
+    let report = all[10].as_bytes();
+    let p = &report[HEADER_SIZE..];
+    assert_eq!(p[0], VenueReportKind::Fill.code());
+    assert_eq!(p[1], 1);
+    assert_eq!(&p[16..24], &42_u64.to_le_bytes());
+    assert_eq!(&p[24..32], &3_734_567_112_u64.to_le_bytes());
+    assert_eq!(&p[64..72], &(-3_i64).to_le_bytes());
+    assert_eq!(&p[80..88], &28_457_u64.to_le_bytes());
+    let request = all[11].as_bytes();
+    let p = &request[HEADER_SIZE..];
+    assert_eq!(p[0], VenueAction::New.code());
+    assert_eq!(&p[40..48], &141_000_i64.to_le_bytes());
+    assert_eq!(&p[64..70], b"desk-7");
+    let event = all[12].as_bytes();
+    let p = &event[HEADER_SIZE..];
+    assert_eq!(p[0], ModelEventKind::Drift.code());
+    assert_eq!(p[1], 2);
+    assert_eq!(&p[16..20], &4_u32.to_le_bytes());
+    assert_eq!(&p[24..32], &0.31_f64.to_le_bytes());
+    assert_eq!(&p[40..48], &1000_u64.to_le_bytes());
+    // Codes this build does not know are refused, not trusted.
+    let mut bytes = all[10].as_bytes().to_vec();
+    bytes[HEADER_SIZE] = 99;
+    assert!(Envelope::from_bytes(&bytes).is_err());
 }
 
 #[test]
