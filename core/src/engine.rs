@@ -555,20 +555,8 @@ pub fn trading_stage(
                 max_open,
                 max_position,
             } => {
-                let account_id = config
-                    .accounts
-                    .iter()
-                    .position(|a| &a.name == account)
-                    .ok_or_else(|| {
-                        anyhow::anyhow!("{key}.account: no account named {account:?}")
-                    })?;
-                let instrument = registry
-                    .venue_id(venue)
-                    .and_then(|v| registry.find(v, symbol))
-                    .and_then(|id| registry.get(id))
-                    .ok_or_else(|| {
-                        anyhow::anyhow!("{key}: no instrument {venue}:{symbol} in [[instruments]]")
-                    })?;
+                let (account_id, instrument) =
+                    strategy_target(loaded, &key, account, venue, symbol)?;
                 if !(1..=MAX_FLOW_OPEN).contains(max_open) {
                     anyhow::bail!("{key}.max_open is {max_open}; use 1 to {MAX_FLOW_OPEN}");
                 }
@@ -576,7 +564,7 @@ pub fn trading_stage(
                     .map_err(|error| anyhow::anyhow!("{key}.qty {qty:?}: {error}"))?;
                 strategies.push(Box::new(FlowStrategy::new(FlowParams {
                     name: name.clone(),
-                    account: aaiti_model::AccountId(u32::try_from(account_id)?),
+                    account: account_id,
                     instrument: instrument.id,
                     tick: instrument.tick_size,
                     qty,

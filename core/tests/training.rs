@@ -208,13 +208,3 @@ fn the_bundled_model_was_trained_on_what_the_engine_exports() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
-
-/// Writes the bundled model's training CSV to `$AAITI_FEATURES_OUT` (see
-/// `core/models/README.md`): `cargo test -p aaiti-core --test training -- --ignored`.
-#[test]
-#[ignore = "a tool: writes the bundled model's training data where AAITI_FEATURES_OUT says"]
-fn write_bundled_training_csv() {
-    let out = std::env::var_os("AAITI_FEATURES_OUT").expect("set AAITI_FEATURES_OUT to a file");
-    let summary = export_bundled(Path::new(&out), None);
-    eprintln!("{summary:?}");
-}
