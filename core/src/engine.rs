@@ -280,7 +280,12 @@ fn init_onnx_runtime() -> Result<(), crate::signals::model::ModelError> {
     }
     let mut candidates = vec![PathBuf::from(BUNDLED_ORT)];
     if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).take(5).map(|dir| dir.join(BUNDLED_ORT)));
+        candidates.extend(
+            exe.ancestors()
+                .skip(1)
+                .take(5)
+                .map(|dir| dir.join(BUNDLED_ORT)),
+        );
     }
     match candidates.iter().find(|path| path.is_file()) {
         Some(path) => init_runtime_from(path),

@@ -27,5 +27,5 @@ pub mod snapshots;
 pub mod stages;
 pub mod strategy;
 pub mod synthetic;
-pub mod venues;
 pub mod sys;
+pub mod venues;

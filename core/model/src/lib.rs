@@ -45,8 +45,9 @@ pub use instrument::{Instrument, InstrumentError, InstrumentRegistry, Instrument
 pub use order::{OrderFlags, OrderType, Side, TimeInForce};
 pub use records::{
     BookAction, BookCheck, BookDelta, ChecksumMethod, Control, ControlAction, Envelope, FeedEvent,
-    FeedEventKind, OrderAction, OrderCommand, OrderEvent, OrderEventKind, Record, RecordError,
-    RecordHeader, RecordKind, RejectReason, RiskEvent, RiskEventKind, Signal, TopOfBook, Trade,
-    ModelEvent, ModelEventKind, VenueAction, VenueReport, VenueReportKind, VenueRequest,
+    FeedEventKind, ModelEvent, ModelEventKind, OrderAction, OrderCommand, OrderEvent,
+    OrderEventKind, Record, RecordError, RecordHeader, RecordKind, RejectReason, RiskEvent,
+    RiskEventKind, Signal, TopOfBook, Trade, VenueAction, VenueReport, VenueReportKind,
+    VenueRequest,
 };
 pub use time::UnixNanos;
