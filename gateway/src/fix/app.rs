@@ -125,6 +125,7 @@ pub use encode::{
 pub use orders::{DeskOrders, DeskOrdersFull, OrderInfo, PendingRequest, RequestKind};
 
 use super::Reject;
+use super::codec::{Field, Message, value_word};
 
 // ---------------------------------------------------------------------------------------
 // Context
@@ -137,8 +138,149 @@ pub struct DeskContext<'a> {
     registry: &'a InstrumentRegistry,
     accounts: &'a [String],
     /// Instrument ids sorted by (symbol bytes, venue): binary search without allocating
-    /// (the registry's own lookup takes an owned `String`).
+    /// (the registry's own lookup takes an owned `String`). Used for symbols longer than
+    /// [`NameKey::MAX`].
     by_symbol: Vec<InstrumentId>,
+    /// Every instrument by (symbol key, venue) in an open-addressing hash table (linear
+    /// probing, a power of two at least twice the instruments, empty places hold
+    /// [`NameKey::NONE`]): the lookup of an order's symbol is a hash and a compare or two
+    /// of integers. Symbols longer than [`NameKey::MAX`] are not in it.
+    by_key: Vec<(NameKey, VenueId, InstrumentId)>,
+    /// The key of each account name, in id order ([`NameKey::NONE`] for long names).
+    account_keys: Vec<NameKey>,
+    /// The key of each venue name, in id order ([`NameKey::NONE`] for long names).
+    venue_keys: Vec<NameKey>,
+}
+
+/// A name of at most [`NameKey::MAX`] bytes as three integers, so that looking an
+/// account, venue or symbol up in a request compares words rather than calling
+/// `memcmp` on each candidate: its first eight bytes and its next eight, zero-padded, and
+/// its length (which tells a name ending in NUL bytes from a shorter one). Two names get
+/// the same key exactly when they are equal.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct NameKey {
+    head: u64,
+    tail: u64,
+    len: u64,
+}
+
+impl NameKey {
+    /// Longest name with a key.
+    const MAX: usize = 16;
+    /// Matches no name (no name has this length).
+    const NONE: Self = Self {
+        head: 0,
+        tail: 0,
+        len: u64::MAX,
+    };
+
+    /// The key of `name`; `None` if it is longer than [`NameKey::MAX`].
+    #[inline]
+    fn new(name: &[u8]) -> Option<Self> {
+        (name.len() <= Self::MAX).then(|| Self {
+            head: value_word(name, 0),
+            tail: value_word(name, 8),
+            len: name.len() as u64,
+        })
+    }
+
+    /// The key of `field`'s value in `msg`: two words loaded from the message and masked
+    /// to the value's length where the message holds 16 bytes from its start (nearly
+    /// always: fields follow), else from the value's bytes.
+    #[inline(always)]
+    fn in_message(msg: &Message<'_>, field: &Field) -> Option<Self> {
+        let start = field.start as usize;
+        let len = field.end.saturating_sub(field.start) as usize;
+        if len > Self::MAX {
+            return None;
+        }
+        let Some(words) = msg.bytes().get(start..).and_then(<[u8]>::first_chunk::<16>) else {
+            return Self::new(msg.value(field));
+        };
+        let (head, tail) = words.split_at(8);
+        let word = |half: &[u8]| {
+            half.first_chunk::<8>()
+                .map_or(0, |w| u64::from_le_bytes(*w))
+        };
+        let head_mask = if len >= 8 {
+            u64::MAX
+        } else {
+            (1 << (8 * len)) - 1
+        };
+        let tail_mask = match len {
+            16 => u64::MAX,
+            9..=15 => (1 << (8 * (len - 8))) - 1,
+            _ => 0,
+        };
+        Some(Self {
+            head: word(head) & head_mask,
+            tail: word(tail) & tail_mask,
+            len: len as u64,
+        })
+    }
+
+    /// The key of a configured name: [`NameKey::NONE`] if it is too long to have one (no
+    /// name looked up by key can equal it).
+    fn of(name: &str) -> Self {
+        Self::new(name.as_bytes()).unwrap_or(Self::NONE)
+    }
+
+    /// Where (symbol `self`, `venue`) starts probing in a table of `mask + 1` places.
+    #[inline]
+    fn place(&self, venue: VenueId, mask: usize) -> usize {
+        let mixed = self.head
+            ^ self.tail.rotate_left(29)
+            ^ self.len.rotate_left(53)
+            ^ (u64::from(venue.0) << 40);
+        (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
+    }
+}
+
+/// A name from a request (account, venue, symbol): its bytes and, when it is short
+/// enough, its [`NameKey`].
+#[derive(Copy, Clone, Debug)]
+struct Name<'a> {
+    bytes: &'a [u8],
+    key: Option<NameKey>,
+}
+
+impl<'a> Name<'a> {
+    /// `bytes` as a name.
+    #[inline]
+    fn of(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            key: NameKey::new(bytes),
+        }
+    }
+
+    /// The value of `field` as a name, its key read from the message a word at a time.
+    #[inline(always)]
+    fn in_message(msg: &Message<'a>, field: &Field) -> Self {
+        Self {
+            bytes: msg.value(field),
+            key: NameKey::in_message(msg, field),
+        }
+    }
+}
+
+/// The open-addressing table of [`DeskContext::by_key`] for `instruments`.
+fn symbol_table(instruments: &[Instrument]) -> Vec<(NameKey, VenueId, InstrumentId)> {
+    let places = (2 * instruments.len()).next_power_of_two().max(2);
+    let mut table = vec![(NameKey::NONE, VenueId(0), InstrumentId(0)); places];
+    let mask = places - 1;
+    for instrument in instruments {
+        let Some(key) = NameKey::new(instrument.symbol.as_bytes()) else {
+            continue;
+        };
+        let mut place = key.place(instrument.venue, mask);
+        // At least half the places stay empty: a free one is always found.
+        while table[place].0 != NameKey::NONE {
+            place = (place + 1) & mask;
+        }
+        table[place] = (key, instrument.venue, instrument.id);
+    }
+    table
 }
 
 /// Why a [`DeskContext`] cannot be built.
@@ -206,10 +348,17 @@ impl<'a> DeskContext<'a> {
             let key = |id: &InstrumentId| registry.get(*id).map(|i| (i.symbol.as_bytes(), i.venue));
             key(a).cmp(&key(b))
         });
+        let venue_keys = (0..=u16::MAX)
+            .map_while(|id| registry.venue_name(VenueId(id)))
+            .map(NameKey::of)
+            .collect();
         Ok(Self {
             registry,
             accounts,
             by_symbol,
+            by_key: symbol_table(registry.instruments()),
+            account_keys: accounts.iter().map(|a| NameKey::of(a)).collect(),
+            venue_keys,
         })
     }
 
@@ -220,10 +369,20 @@ impl<'a> DeskContext<'a> {
 
     /// The account named `name` (FIX tag 1).
     pub fn account_id(&self, name: &[u8]) -> Option<AccountId> {
-        self.accounts
-            .iter()
-            .position(|a| a.as_bytes() == name)
-            .map(|index| AccountId(index as u32))
+        self.account_named(Name::of(name))
+    }
+
+    /// [`DeskContext::account_id`] of a name from a request.
+    #[inline]
+    fn account_named(&self, name: Name<'_>) -> Option<AccountId> {
+        let index = match name.key {
+            Some(key) => self.account_keys.iter().position(|&k| k == key),
+            None => self
+                .accounts
+                .iter()
+                .position(|a| a.as_bytes() == name.bytes),
+        };
+        index.map(|index| AccountId(index as u32))
     }
 
     /// The name of account `id`.
@@ -233,21 +392,56 @@ impl<'a> DeskContext<'a> {
 
     /// The venue named `name` (FIX tag 207).
     pub fn venue_id(&self, name: &[u8]) -> Option<VenueId> {
+        self.venue_named(Name::of(name))
+    }
+
+    /// [`DeskContext::venue_id`] of a name from a request.
+    #[inline]
+    fn venue_named(&self, name: Name<'_>) -> Option<VenueId> {
+        if let Some(key) = name.key {
+            return self
+                .venue_keys
+                .iter()
+                .position(|&k| k == key)
+                .map(|index| VenueId(index as u16));
+        }
         // Bytes against the registry's names in id order (no UTF-8 check on the hot path).
         (0..=u16::MAX)
             .map(VenueId)
             .map_while(|id| self.registry.venue_name(id).map(|venue| (id, venue)))
-            .find(|(_, venue)| venue.as_bytes() == name)
+            .find(|(_, venue)| venue.as_bytes() == name.bytes)
             .map(|(id, _)| id)
     }
 
     /// The instrument `symbol` on `venue`.
     pub fn instrument(&self, venue: VenueId, symbol: &[u8]) -> Option<&'a Instrument> {
+        self.instrument_named(venue, Name::of(symbol))
+    }
+
+    /// [`DeskContext::instrument`] of a symbol from a request.
+    #[inline]
+    fn instrument_named(&self, venue: VenueId, symbol: Name<'_>) -> Option<&'a Instrument> {
         let registry = self.registry;
+        if let Some(key) = symbol.key {
+            let mask = self.by_key.len() - 1;
+            let mut place = key.place(venue, mask);
+            // Probing ends at an empty place (there is always one).
+            for _ in 0..self.by_key.len() {
+                let &(k, v, id) = self.by_key.get(place)?;
+                if k == key && v == venue {
+                    return registry.get(id);
+                }
+                if k == NameKey::NONE {
+                    return None;
+                }
+                place = (place + 1) & mask;
+            }
+            return None;
+        }
         let index = self
             .by_symbol
             .binary_search_by(|id| match registry.get(*id) {
-                Some(i) => (i.symbol.as_bytes(), i.venue).cmp(&(symbol, venue)),
+                Some(i) => (i.symbol.as_bytes(), i.venue).cmp(&(symbol.bytes, venue)),
                 None => std::cmp::Ordering::Less,
             })
             .ok()?;
@@ -665,5 +859,90 @@ impl AppReject {
             | Self::Positions { text, .. }
             | Self::Admin { text } => text,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fix::codec::{Parser, checksum};
+
+    /// A name's key read from a message (masked words) equals its key from its bytes, for
+    /// every length to past the limit, with fields after it and at the end of a message.
+    #[test]
+    fn name_keys_from_messages_match_keys_from_bytes() {
+        let mut parser = Parser::new();
+        for len in 1..=20 {
+            let name: Vec<u8> = (0..len).map(|i| b'A' + (i as u8 % 26)).collect();
+            for after in [&b""[..], b"58=a-long-trailing-text-field\x01"] {
+                let mut body = b"35=D\x0155=".to_vec();
+                body.extend_from_slice(&name);
+                body.push(0x01);
+                body.extend_from_slice(after);
+                let mut bytes = format!("8=FIX.4.4\x019={}\x01", body.len()).into_bytes();
+                bytes.extend_from_slice(&body);
+                let sum = checksum(&bytes);
+                bytes.extend_from_slice(format!("10={sum:03}\x01").as_bytes());
+                let msg = parser.parse(&bytes).unwrap();
+                let field = msg.fields()[3];
+                assert_eq!(
+                    NameKey::in_message(&msg, &field),
+                    NameKey::new(&name),
+                    "{len}"
+                );
+            }
+        }
+        // Names that differ only past their length, or by trailing NULs, differ.
+        assert_ne!(NameKey::new(b"AB"), NameKey::new(b"AB\0"));
+        assert_ne!(NameKey::new(b"ABCDEFGHI"), NameKey::new(b"ABCDEFGHJ"));
+    }
+
+    /// Lookups by key find what the byte comparisons found.
+    #[test]
+    fn context_lookups_find_every_name() {
+        let spec = |venue: &str, symbol: &str| aaiti_model::InstrumentSpec {
+            venue: venue.into(),
+            symbol: symbol.into(),
+            base: "B".into(),
+            quote: "Q".into(),
+            price_scale: 2,
+            qty_scale: 5,
+            tick_size: "0.01".into(),
+            lot_size: "0.00001".into(),
+            min_notional: "5".into(),
+        };
+        let mut specs = vec![
+            spec("binance", "BTCUSDT"),
+            spec("coinbase", "BTCUSDT"),
+            spec("coinbase", "A-VERY-LONG-SYMBOL-NAME"),
+            spec("a-venue-with-a-long-name", "X"),
+        ];
+        for i in 0..40 {
+            specs.push(spec("kraken", &format!("S{i}")));
+        }
+        let registry = InstrumentRegistry::from_specs(&specs).unwrap();
+        let accounts = vec![
+            "desk-a".to_owned(),
+            "an-account-with-a-long-name".to_owned(),
+        ];
+        let ctx = DeskContext::new(&registry, &accounts).unwrap();
+        for instrument in registry.instruments() {
+            assert_eq!(
+                ctx.instrument(instrument.venue, instrument.symbol.as_bytes())
+                    .map(|i| i.id),
+                Some(instrument.id)
+            );
+            let venue = registry.venue_name(instrument.venue).unwrap();
+            assert_eq!(ctx.venue_id(venue.as_bytes()), Some(instrument.venue));
+        }
+        assert!(ctx.instrument(VenueId(0), b"ETHUSDT").is_none());
+        assert!(ctx.instrument(VenueId(2), b"BTCUSDT").is_none());
+        assert!(ctx.venue_id(b"nowhere").is_none());
+        assert_eq!(ctx.account_id(b"desk-a"), Some(AccountId(0)));
+        assert_eq!(
+            ctx.account_id(b"an-account-with-a-long-name"),
+            Some(AccountId(1))
+        );
+        assert_eq!(ctx.account_id(b"desk-"), None);
     }
 }

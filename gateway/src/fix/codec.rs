@@ -18,8 +18,15 @@
 //! messages in one read both work), [`Parser::parse`] indexes its fields without copying
 //! into a [`Message`], and [`Encoder`] writes a message into a reused buffer, filling in
 //! BodyLength and CheckSum. Nothing here allocates once the buffers are sized.
+//!
+//! In the same pass as it cuts the fields, the parser records where the tags the gateway
+//! knows are (a crate-internal index: which are present, which repeated, the position of
+//! each), so that the dictionary validates an order with bit masks and the application
+//! layer reads its fields without another pass over them.
 
 use aaiti_model::UnixNanos;
+
+use super::dictionary;
 
 /// The field separator.
 pub const SOH: u8 = 0x01;
@@ -51,7 +58,7 @@ const DIGIT_PAIRS: [u8; 200] = {
 pub const BEGIN_STRING: &[u8] = b"FIX.4.4";
 
 /// `8=FIX.4.4<SOH>9=`: how every message starts.
-const PREFIX: &[u8] = b"8=FIX.4.4\x019=";
+const PREFIX: &[u8; 12] = b"8=FIX.4.4\x019=";
 
 /// Bytes of the trailer `10=NNN<SOH>`.
 const TRAILER_LEN: usize = 7;
@@ -102,9 +109,12 @@ pub fn frame(buf: &[u8], max_len: usize) -> Framing {
     if buf.is_empty() {
         return Framing::Incomplete;
     }
-    // The fixed prefix, as far as we have it.
-    let have = buf.len().min(PREFIX.len());
-    if buf[..have] != PREFIX[..have] {
+    // The fixed prefix, as far as we have it (a whole one compares as two words).
+    let prefix_ok = match buf.first_chunk::<12>() {
+        Some(head) => head == PREFIX,
+        None => buf == &PREFIX[..buf.len()],
+    };
+    if !prefix_ok {
         if buf.len() >= 2 && &buf[..2] == b"8=" {
             // `8=` then something else: another BeginString, if it is a well-formed field.
             // Only the first MAX_BEGIN_STRING bytes are looked at, so the verdict does not
@@ -200,29 +210,6 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&byte| byte == needle)
 }
 
-/// The index of the first SOH at or after `from`, eight bytes at a time: in a word XORed
-/// with 0x01 in every byte, SOH bytes are zero, and `(x - 0x01..) & !x & 0x80..` has its
-/// lowest set bit in the first zero byte (bits above it may be spurious; they are not
-/// looked at).
-#[inline]
-fn find_soh(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut at = from;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ ONES;
-        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
-        if zero != 0 {
-            return Some(at + (zero.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    memchr(SOH, bytes.get(at..)?).map(|offset| at + offset)
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
@@ -296,7 +283,34 @@ impl ParseError {
 /// use).
 #[derive(Debug)]
 pub struct Parser {
-    fields: Vec<Field>,
+    /// [`MAX_FIELDS`] slots, allocated once: writing a slot is a store, where a `Vec` push
+    /// also checks and updates its length and capacity.
+    fields: Box<[Field]>,
+    /// Where the tags the gateway knows are, filled in the same pass.
+    index: Index,
+}
+
+/// Where the tags the gateway knows ([`dictionary::column`]: a column per tag, 1 to 63;
+/// column 0 stands for every other tag) are in a parsed message, recorded by the parser
+/// as it goes (a table load, two bit operations and a store per field). It lets the
+/// dictionary check a message with bit masks instead of a loop over the fields, and the
+/// application layer find a field without one.
+#[derive(Clone, Debug)]
+pub(crate) struct Index {
+    /// Bit `c`: a field with column `c` is present.
+    pub(crate) present: u64,
+    /// Bit `c`: more than one field has column `c`.
+    pub(crate) repeated: u64,
+    /// Per column, the position of its last field (valid where `present` says so).
+    pub(crate) last: [u8; 64],
+}
+
+impl Index {
+    const EMPTY: Self = Self {
+        present: 0,
+        repeated: 0,
+        last: [0; 64],
+    };
 }
 
 impl Default for Parser {
@@ -305,11 +319,107 @@ impl Default for Parser {
     }
 }
 
+/// SOH in every byte.
+const SOHS: u64 = 0x0101_0101_0101_0101;
+
+/// The high bit (`0x80`) of each byte of `word` that is SOH, and possibly of a NUL that
+/// follows a SOH in the word.
+///
+/// The SOH bytes are the zero bytes of `x = word ^ 0x0101...`, marked by the high bit of
+/// `(x - 0x0101...) & !x`: three operations where an exact test takes six. The borrow out
+/// of a zero byte may also mark the bytes above it that are 0x01 in `x` (NUL in the
+/// message), never any other byte, and never across words. The parser gives the same
+/// result with these marks: a mark at `p` can only follow a real SOH at `p - 1` (or
+/// another such mark), so the field that starts at `p` has a NUL for its first byte, and
+/// both with the mark (an empty field) and without it that field is an invalid tag at
+/// `p`, where parsing stops.
+#[inline(always)]
+fn soh_marks(word: u64) -> u64 {
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let x = word ^ SOHS;
+    x.wrapping_sub(SOHS) & !x & HIGHS
+}
+
+/// The tag at the start of `word` (the four message bytes from a field's first byte,
+/// little-endian), if it is one to three digits without a leading zero followed by `=`
+/// (so below 1000): `(tag, digits)`. Anything else (a longer tag, an error) is `None`,
+/// for the byte-by-byte path to decide. Every FIX 4.4 tag has at most three digits.
+///
+/// Two-digit tags, most of them, in one masked test; the others byte by byte with early
+/// exits (a message's fields come in the same order every time, so the branches are
+/// predicted; a branch-free form took about forty instructions for any tag).
+#[inline]
+fn tag_in_word(word: u32) -> Option<(u32, usize)> {
+    // Two digits (most tags) in one test: `=` third, the first two bytes 0x30 to 0x39,
+    // the first not `0`.
+    let x = word ^ 0x003D_3030;
+    if x & 0x00FF_F0F0 == 0 && ((x & 0x0F0F) + 0x0606) & 0xF0F0 == 0 && x & 0xFF != 0 {
+        return Some(((x & 0xF) * 10 + ((x >> 8) & 0xF), 2));
+    }
+    let [b0, b1, b2, b3] = word.to_le_bytes();
+    // `1`..=`9`: no leading zero.
+    let first = b0.wrapping_sub(b'1');
+    if first > 8 {
+        return None;
+    }
+    let tag = u32::from(first) + 1;
+    if b1 == b'=' {
+        return Some((tag, 1));
+    }
+    let second = b1.wrapping_sub(b'0');
+    if second > 9 {
+        return None;
+    }
+    let tag = tag * 10 + u32::from(second);
+    if b2 == b'=' {
+        return Some((tag, 2));
+    }
+    let third = b2.wrapping_sub(b'0');
+    if third > 9 || b3 != b'=' {
+        return None;
+    }
+    Some((tag * 10 + u32::from(third), 3))
+}
+
+/// The four bytes at `at` as a little-endian word.
+#[inline]
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let chunk = bytes.get(at..at + 4)?;
+    let mut word = [0; 4];
+    word.copy_from_slice(chunk);
+    Some(u32::from_le_bytes(word))
+}
+
+/// The tag starting at `at`, byte by byte: 1 to 9 digits without a leading zero, then
+/// `=`. Returns the tag and the index of the `=`.
+#[cold]
+fn tag_slow(bytes: &[u8], tag_start: usize) -> Result<(u32, usize), ParseError> {
+    let mut at = tag_start;
+    let mut tag = 0_u32;
+    while bytes.get(at) != Some(&b'=') || at == tag_start {
+        let Some(&byte) = bytes.get(at) else {
+            return Err(ParseError::InvalidTag { at: tag_start });
+        };
+        let digit = byte.wrapping_sub(b'0');
+        if digit < 10 {
+            if at - tag_start >= 9 || (digit == 0 && at == tag_start) {
+                return Err(ParseError::InvalidTag { at: tag_start });
+            }
+            tag = tag * 10 + u32::from(digit);
+            at += 1;
+        } else {
+            return Err(ParseError::InvalidTag { at: tag_start });
+        }
+    }
+    Ok((tag, at))
+}
+
 impl Parser {
     /// A parser with room for [`MAX_FIELDS`] fields.
     pub fn new() -> Self {
         Self {
-            fields: Vec::with_capacity(MAX_FIELDS),
+            fields: vec![Field::default(); MAX_FIELDS].into_boxed_slice(),
+            index: Index::EMPTY,
         }
     }
 
@@ -319,58 +429,84 @@ impl Parser {
     ///
     /// A field that is not `tag=value<SOH>`, or header fields out of order.
     pub fn parse<'a>(&'a mut self, bytes: &'a [u8]) -> Result<Message<'a>, ParseError> {
-        self.fields.clear();
+        // Fields end at SOHs: the SOH bytes of each 8-byte word are marked at once, and the
+        // fields are cut from the marks. Where the next field starts thus never waits for
+        // the current one's tag to be read (with a search per field, each field's end
+        // depended on a load at its start: a chain of load latencies), and no chain of
+        // instructions links the words (gathering the marks of 64 bytes into one mask
+        // first was slower for it).
         let len = bytes.len();
-        let mut at = 0_usize;
-        // A CheckSum before the last field; reported after the header check.
-        let mut early_trailer = false;
-        while at < len {
-            let tag_start = at;
-            let mut tag = 0_u32;
-            // 1 to 9 digits without a leading zero, then `=` (what the fast path did not
-            // take: long tags, the last bytes of the message, and every error).
-            while bytes.get(at) != Some(&b'=') || at == tag_start {
-                let Some(&byte) = bytes.get(at) else {
-                    return Err(ParseError::InvalidTag { at: tag_start });
-                };
-                let digit = byte.wrapping_sub(b'0');
-                if digit < 10 {
-                    if at - tag_start >= 9 || (digit == 0 && at == tag_start) {
-                        return Err(ParseError::InvalidTag { at: tag_start });
-                    }
-                    tag = tag * 10 + u32::from(digit);
-                    at += 1;
-                } else {
-                    return Err(ParseError::InvalidTag { at: tag_start });
-                }
-            }
-            let start = at + 1;
-            let end = match find_soh(bytes, start) {
-                Some(end) if end > start => end,
-                _ => return Err(ParseError::EmptyValue { tag }),
+        let fields: &mut [Field] = &mut self.fields;
+        let index = &mut self.index;
+        let mut count = 0_usize;
+        let mut start = 0_usize;
+        let mut base = 0_usize;
+        let (mut present, mut repeated) = (0_u64, 0_u64);
+        while base < len {
+            // The high bit of each SOH byte of the eight from `base` (see `soh_marks`).
+            let mut sohs = match word_at(bytes, base) {
+                Some(word) => soh_marks(word),
+                // The last bytes, the zero bytes past the end (which could be marked)
+                // dropped.
+                None => soh_marks(value_word(bytes, base)) & !(u64::MAX << (8 * (len - base))),
             };
-            if self.fields.len() == MAX_FIELDS {
-                return Err(ParseError::TooManyFields);
+            while sohs != 0 {
+                let end = base + (sohs.trailing_zeros() / 8) as usize;
+                sohs &= sohs - 1;
+                // `tag=` from one word (a SOH is no digit, so a well-formed tag's `=` lies
+                // before `end`), else byte by byte, which also finds every error.
+                let (tag, equals, column) = match u32_at(bytes, start).and_then(tag_in_word) {
+                    Some((tag, digits)) => (tag, start + digits, dictionary::short_column(tag)),
+                    None => {
+                        let (tag, equals) = tag_slow(bytes, start)?;
+                        (tag, equals, dictionary::column_of(tag))
+                    }
+                };
+                if equals + 1 >= end {
+                    return Err(ParseError::EmptyValue { tag });
+                }
+                let Some(slot) = fields.get_mut(count) else {
+                    return Err(ParseError::TooManyFields);
+                };
+                *slot = Field {
+                    tag,
+                    start: equals as u32 + 1,
+                    end: end as u32,
+                };
+                // Columns are below 64.
+                let column = column % 64;
+                let bit = 1 << column;
+                repeated |= present & bit;
+                present |= bit;
+                // Below MAX_FIELDS, so it fits.
+                index.last[column] = count as u8;
+                count += 1;
+                start = end + 1;
             }
-            early_trailer |= tag == 10 && end + 1 != len;
-            self.fields.push(Field {
-                tag,
-                start: start as u32,
-                end: end as u32,
-            });
-            at = end + 1;
+            base += 8;
         }
-        for (index, expected) in [8_u32, 9, 35].into_iter().enumerate() {
-            if self.fields.get(index).map(|f| f.tag) != Some(expected) {
+        if start < len {
+            // Bytes after the last SOH: a field without its end.
+            let (tag, _) = tag_slow(bytes, start)?;
+            return Err(ParseError::EmptyValue { tag });
+        }
+        index.present = present;
+        index.repeated = repeated;
+        let fields = &fields[..count];
+        for (position, expected) in [8_u32, 9, 35].into_iter().enumerate() {
+            if fields.get(position).map(|f| f.tag) != Some(expected) {
                 return Err(ParseError::HeaderOrder { tag: expected });
             }
         }
-        if early_trailer || self.fields.last().map(|f| f.tag) != Some(10) {
+        // CheckSum once, last (after the header, whose error comes first).
+        const CHECKSUM: u64 = 1 << dictionary::column(10);
+        if repeated & CHECKSUM != 0 || fields.last().map(|f| f.tag) != Some(10) {
             return Err(ParseError::TrailerOrder);
         }
         Ok(Message {
             bytes,
-            fields: &self.fields,
+            fields,
+            index,
         })
     }
 }
@@ -380,6 +516,7 @@ impl Parser {
 pub struct Message<'a> {
     bytes: &'a [u8],
     fields: &'a [Field],
+    index: &'a Index,
 }
 
 impl<'a> Message<'a> {
@@ -393,9 +530,52 @@ impl<'a> Message<'a> {
         self.fields
     }
 
+    /// Where the known tags are (see [`Index`]).
+    pub(crate) fn index(&self) -> &'a Index {
+        self.index
+    }
+
+    /// The value of the last field with column `column`, if there is one.
+    #[inline(always)]
+    pub(crate) fn value_in_column(&self, column: usize) -> Option<&'a [u8]> {
+        if self.index.present >> (column % 64) & 1 == 0 {
+            return None;
+        }
+        let field = self.fields.get(usize::from(self.index.last[column % 64]))?;
+        self.bytes.get(field.start as usize..field.end as usize)
+    }
+
+    /// The last field with column `column` ([`dictionary::column`]), if there is one.
+    #[inline]
+    pub(crate) fn last_in_column(&self, column: usize) -> Option<&'a Field> {
+        if self.index.present >> (column % 64) & 1 == 0 {
+            return None;
+        }
+        self.fields.get(usize::from(self.index.last[column % 64]))
+    }
+
     /// The value of `field`.
     pub fn value(&self, field: &Field) -> &'a [u8] {
         &self.bytes[field.start as usize..field.end as usize]
+    }
+
+    /// Eight bytes of `field`'s value from byte `at` of the value, as a little-endian
+    /// word, zero past the value's end: one load from the message and a mask where the
+    /// message has eight bytes there (every field but the last few bytes of a message:
+    /// a value is followed at least by its SOH and the 7-byte trailer), else
+    /// [`value_word`]. For checking and copying short values a word at a time.
+    #[inline]
+    pub(crate) fn value_word(&self, field: &Field, at: usize) -> u64 {
+        let (start, end) = (field.start as usize, field.end as usize);
+        let len = end.saturating_sub(start);
+        if at >= len {
+            return 0;
+        }
+        match word_at(self.bytes, start + at) {
+            Some(word) if len - at >= 8 => word,
+            Some(word) => word & ((1 << (8 * (len - at))) - 1),
+            None => value_word(self.bytes.get(start..end).unwrap_or_default(), at),
+        }
     }
 
     /// The MsgType (35).
@@ -518,6 +698,84 @@ pub fn parse_u64(value: &[u8]) -> Option<u64> {
 /// `.sssssssss`, as nanoseconds since the Unix epoch (years 1970 to 2262).
 #[inline]
 pub fn parse_utc_timestamp(value: &[u8]) -> Option<UnixNanos> {
+    let parts = timestamp_parts(value)?;
+    let days = days_from_civil(parts.year, parts.month, parts.day);
+    let seconds = days * 86_400 + parts.second_of_day;
+    seconds
+        .checked_mul(1_000_000_000)?
+        .checked_add(parts.nanos)
+        .map(UnixNanos)
+}
+
+/// True if [`parse_utc_timestamp`] accepts `value`: the same checks without the date
+/// arithmetic (the dictionary checks two timestamps in every order and keeps neither),
+/// with few branches: the date and the time of day are two words whose digits, colons
+/// and ranges are checked together. The conversion cannot fail after the checks:
+/// 2262-12-31 is below 2^64 ns.
+#[inline(always)]
+pub(crate) fn is_utc_timestamp(value: &[u8]) -> bool {
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const LENGTHS: u32 = 1 << 17 | 1 << 21 | 1 << 24 | 1 << 27;
+    let len = value.len();
+    let (Some(date), Some(time), Some(last)) = (
+        word_at(value, 0),
+        word_at(value, 9),
+        value.last_chunk::<8>(),
+    ) else {
+        return false;
+    };
+    // `YYYYMMDD` and `HH:MM:SS` as digit values, zero where the colons must be.
+    let d = date ^ 0x3030_3030_3030_3030;
+    let t = time ^ 0x3030_3A30_303A_3030;
+    let mut bad = (d.wrapping_add(0x7676_7676_7676_7676) | d) & HIGHS;
+    bad |= (t.wrapping_add(0x7676_7676_7676_7676) | t) & HIGHS;
+    bad |= t & 0x0000_FF00_00FF_0000;
+    // Digit pairs: lane k holds `10 * digit(k) + digit(k + 1)` (at most 99 when digits).
+    let d = d.wrapping_mul(10).wrapping_add(d >> 8);
+    let t = t.wrapping_mul(10).wrapping_add(t >> 8);
+    // Hour (lane 0) at most 23, minute (lane 3) 59, second (lane 6) 60, month (lane 4 of
+    // the date) 12, day (lane 6) 31: each lane plus 127 minus its limit reaches bit 7
+    // only above the limit, and never carries out of its byte.
+    bad |= ((t & 0x00FF_0000_FF00_00FF) + 0x0043_0000_4400_0068) & 0x0080_0000_8000_0080;
+    let month_day = d & 0x00FF_00FF_0000_0000;
+    bad |= (month_day + 0x0060_0073_0000_0000) & 0x0080_0080_0000_0000;
+    // Month and day not zero: plus 127, a lane reaches bit 7 unless it is zero.
+    bad |= !(month_day + 0x007F_007F_0000_0000) & 0x0080_0080_0000_0000;
+    let year = (d & 0xFF) * 100 + ((d >> 16) & 0xFF);
+    // Nothing after the seconds, or `.` then 3, 6 or 9 digits: the last eight bytes hold
+    // all of them but the first of nine (byte 18), checked apart.
+    let fraction = len == 17 || {
+        let digits = (len.saturating_sub(18) as u32).min(8);
+        let x = (u64::from_le_bytes(*last) ^ 0x3030_3030_3030_3030)
+            .checked_shr(8 * (8 - digits))
+            .unwrap_or(0);
+        (value.get(17) == Some(&b'.'))
+            & all_below_ten(x)
+            & value.get(18).is_some_and(u8::is_ascii_digit)
+    };
+    let ok = (bad == 0)
+        & (len < 32 && LENGTHS >> (len % 32) & 1 != 0)
+        & fraction
+        & (value[8] == b'-')
+        & (1970..=2262).contains(&year);
+    // The month's length only matters from the 29th.
+    let (month, day) = ((d >> 32) & 0xFF, (d >> 48) & 0xFF);
+    ok && (day <= 28 || day <= days_in_month(year, month))
+}
+
+/// A UTCTimestamp's checked fields.
+struct TimestampParts {
+    year: u64,
+    month: u64,
+    day: u64,
+    second_of_day: u64,
+    nanos: u64,
+}
+
+/// Reads and checks the first 17 bytes of a UTCTimestamp, `YYYYMMDD-HH:MM:SS`: `(year,
+/// month, day, second of the day)`.
+#[inline(always)]
+fn date_and_time(value: &[u8]) -> Option<(u64, u64, u64, u64)> {
     // The date and the time of day are eight bytes each: checked and converted as two
     // words (this runs twice for every order: SendingTime and TransactTime).
     let date = word_at(value, 0)?;
@@ -549,7 +807,14 @@ pub fn parse_utc_timestamp(value: &[u8]) -> Option<UnixNanos> {
     {
         return None;
     }
-    let fraction = match value.len() {
+    Some((year, month, day, hour * 3_600 + minute * 60 + second))
+}
+
+/// Reads and checks a UTCTimestamp (see [`parse_utc_timestamp`]).
+#[inline(always)]
+fn timestamp_parts(value: &[u8]) -> Option<TimestampParts> {
+    let (year, month, day, second_of_day) = date_and_time(value)?;
+    let nanos = match value.len() {
         17 => 0,
         21 | 24 | 27 if value[17] == b'.' => {
             let mut nanos = 0;
@@ -564,12 +829,13 @@ pub fn parse_utc_timestamp(value: &[u8]) -> Option<UnixNanos> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
-    seconds
-        .checked_mul(1_000_000_000)?
-        .checked_add(fraction)
-        .map(UnixNanos)
+    Some(TimestampParts {
+        year,
+        month,
+        day,
+        second_of_day,
+        nanos,
+    })
 }
 
 /// The eight bytes at `at` as a little-endian word.
@@ -579,6 +845,40 @@ fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
     let mut word = [0; 8];
     word.copy_from_slice(chunk);
     Some(u64::from_le_bytes(word))
+}
+
+/// The eight bytes of `value` from `at` as a little-endian
+/// word, zero past its end, without a variable-length copy: whole words where there are
+/// eight bytes, else words that overlap (their shared bytes are equal, so OR joins them).
+#[inline]
+pub(crate) fn value_word(value: &[u8], at: usize) -> u64 {
+    let rest = value.get(at..).unwrap_or_default();
+    if let Some(chunk) = rest.first_chunk::<8>() {
+        return u64::from_le_bytes(*chunk);
+    }
+    if rest.is_empty() {
+        return 0;
+    }
+    if let Some(last) = value.last_chunk::<8>() {
+        // Eight bytes end the value: drop the ones before `at`.
+        return u64::from_le_bytes(*last) >> (8 * (8 - rest.len()));
+    }
+    // Fewer than eight bytes in all.
+    let len = rest.len();
+    match (rest.first_chunk::<4>(), rest.last_chunk::<4>()) {
+        (Some(head), Some(tail)) => {
+            u64::from(u32::from_le_bytes(*head))
+                | (u64::from(u32::from_le_bytes(*tail)) << (8 * (len - 4)))
+        }
+        _ => match (rest.first(), rest.get(len / 2), rest.last()) {
+            (Some(&first), Some(&middle), Some(&last)) => {
+                u64::from(first)
+                    | (u64::from(middle) << (8 * (len / 2)))
+                    | (u64::from(last) << (8 * (len - 1)))
+            }
+            _ => 0,
+        },
+    }
 }
 
 /// True if every byte of `x` is at most 9. A byte of 10 or more either has its high bit
@@ -619,12 +919,10 @@ fn is_leap(year: u64) -> bool {
 
 #[inline]
 fn days_in_month(year: u64, month: u64) -> u64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
+    // February's leap rule only matters for its 29th, so most dates skip it.
+    const DAYS: [u8; 13] = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let days = u64::from(DAYS[month as usize % DAYS.len()]);
+    days + u64::from(month == 2 && is_leap(year))
 }
 
 /// Days from 1970-01-01 to a date already checked to lie in 1970..=2262.
@@ -1091,7 +1389,8 @@ mod tests {
             message("35=0|49=A|56=B|34=2|52=20240101-00:00:00|112=a-long-test-request-id|"),
             fix("8=FIX.4.4|9=5|35=0|10=000|"),
         ];
-        let alphabet = b"0123456789=\x01=\x01AD.-|";
+        // NUL too: the SOH search may mark a NUL after a SOH (see `soh_bits`).
+        let alphabet = b"0123456789=\x01=\x01\x00\x00AD.-|";
         let mut state = 0x9E37_79B9_7F4A_7C15_u64;
         let mut next = move || {
             state ^= state << 13;
@@ -1129,6 +1428,117 @@ mod tests {
             parse_reference(&many).map(|_| ()),
             Err(ParseError::TooManyFields)
         );
+    }
+
+    #[test]
+    fn padded_words_read_every_length() {
+        let bytes: Vec<u8> = (1..=20).collect();
+        for len in 1..=bytes.len() {
+            let value = &bytes[..len];
+            for at in 0..len {
+                let mut expected = [0_u8; 8];
+                let end = len.min(at + 8);
+                expected[..end - at].copy_from_slice(&value[at..end]);
+                assert_eq!(
+                    value_word(value, at),
+                    u64::from_le_bytes(expected),
+                    "{len} {at}"
+                );
+            }
+        }
+    }
+
+    /// The validation-only timestamp check accepts exactly what the converter accepts.
+    #[test]
+    fn timestamp_check_agrees_with_the_parser() {
+        let seeds: [&[u8]; 6] = [
+            b"20240101-12:30:45",
+            b"20240229-23:59:60.123",
+            b"19700101-00:00:00.000001",
+            b"22621231-23:59:59.999999999",
+            b"20230228-00:00:00.5",
+            b"20241231-12:00:00.1234",
+        ];
+        let alphabet = b"0123456789-:.x\x00";
+        let mut state = 0x853C_49E6_748F_EA9B_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..50_000 {
+            let mut value = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(next() % 3) {
+                let at = (next() as usize) % (value.len() + 1);
+                let byte = alphabet[(next() as usize) % alphabet.len()];
+                match next() % 3 {
+                    0 if at < value.len() => value[at] = byte,
+                    1 => value.insert(at, byte),
+                    _ => value.truncate(at),
+                }
+            }
+            assert_eq!(
+                is_utc_timestamp(&value),
+                parse_utc_timestamp(&value).is_some(),
+                "{:?}",
+                String::from_utf8_lossy(&value)
+            );
+        }
+    }
+
+    /// Every month and day number around the limits, in leap and common years, and every
+    /// hour, minute and second around theirs: the check and the converter agree.
+    #[test]
+    fn timestamp_check_agrees_on_every_date_and_time_edge() {
+        for year in [1969, 1970, 2000, 2023, 2024, 2100, 2262, 2263] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    for time in ["00:00:00", "23:59:60.999", "12:30:45.123456"] {
+                        let value = format!("{year:04}{month:02}{day:02}-{time}");
+                        assert_eq!(
+                            is_utc_timestamp(value.as_bytes()),
+                            parse_utc_timestamp(value.as_bytes()).is_some(),
+                            "{value}"
+                        );
+                    }
+                }
+            }
+        }
+        for hour in 0..30 {
+            for minute in (0..70).step_by(7).chain([59, 60]) {
+                for second in [0, 9, 59, 60, 61, 69, 99] {
+                    let value = format!("20240229-{hour:02}:{minute:02}:{second:02}");
+                    assert_eq!(
+                        is_utc_timestamp(value.as_bytes()),
+                        parse_utc_timestamp(value.as_bytes()).is_some(),
+                        "{value}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A NUL right after a SOH (which the SOH search may mark as one) gives the error the
+    /// byte-by-byte parser gives.
+    #[test]
+    fn nul_after_a_field_is_an_invalid_tag() {
+        let mut parser = Parser::new();
+        for body in [
+            "35=0|\0|49=A|",
+            "35=0|\0\0\0|49=A|",
+            "35=0|\x0049=A|",
+            "35=0|49=A|\0",
+            "35=0|49=\0\0|",
+            "35=0|4\0=A|",
+        ] {
+            let bytes = message(body);
+            assert_eq!(
+                parser.parse(&bytes).map(|m| m.fields().to_vec()),
+                parse_reference(&bytes),
+                "{body:?}"
+            );
+        }
     }
 
     #[test]

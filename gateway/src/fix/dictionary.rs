@@ -90,7 +90,8 @@
 //!   one digit on each side of the point (`.5` and `5.` are format errors), no exponent,
 //!   no `+`, at most 64 bytes: exactly what [`aaiti_model::Price::parse`] accepts.
 //! * char: one byte. Boolean: `Y` or `N`.
-//! * UTCTimestamp: [`parse_utc_timestamp`]. LocalMktDate: `YYYYMMDD`, a real date.
+//! * UTCTimestamp: [`parse_utc_timestamp`](super::codec::parse_utc_timestamp).
+//!   LocalMktDate: `YYYYMMDD`, a real date.
 //! * MultipleValueString (18 ExecInst): single characters separated by single spaces.
 //! * String: any bytes (the codec guarantees at least one and no SOH).
 //!
@@ -105,13 +106,23 @@
 //!
 //! # Cost
 //!
-//! One pass over the fields with static tables built at compile time: per message type a
-//! 1 KiB table says what each tag below 1024 is (header, body, NumInGroup, group field),
-//! one shared 1 KiB table gives each tag's type; the seen-tags set is a 136-byte bitset on
-//! the stack. Nothing allocates.
+//! Two paths with the same answer, both on static tables built at compile time; nothing
+//! allocates.
+//!
+//! * The short path, for a valid message of a served application type without repeating
+//!   groups (every order): no loop over the fields. The parser has recorded which of the
+//!   tags the gateway knows (59 of them, each a *column*) are present, which appear more
+//!   than once and where (the codec's crate-internal `Index`); the message type's column
+//!   masks (allowed, required, typed, NumInGroup) settle the structure in a few bit
+//!   operations, the header order is checked on the header fields' positions, and then
+//!   only the fields with a type other than String have their values checked, one loop
+//!   per type. It answers only "valid"; anything else goes to the long path.
+//! * The long path, field by field in message order, names the first problem: per
+//!   message type a 2 KiB table gives each tag below 1024 its slot in 64-bit seen and
+//!   required sets, its class (header, body, NumInGroup, group field) and its type.
 
 use super::Reject;
-use super::codec::{Message, parse_date, parse_u64, parse_utc_timestamp};
+use super::codec::{Field, Message, is_utc_timestamp, parse_date, parse_u64, value_word};
 
 /// What kind of message a MsgType (35) is.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -168,64 +179,6 @@ const MAX_FIX44_TAG: u32 = 956;
 const GATEWAY_TAGS: std::ops::RangeInclusive<u32> = 20_000..=20_003;
 
 // ---------------------------------------------------------------------------------------
-// Tag sets
-// ---------------------------------------------------------------------------------------
-
-/// Words of a [`TagSet`]: tags 0..1024 then the 64 tags from 20000.
-const WORDS: usize = 17;
-
-/// A set of tags as a bitset: standard tags by number, the gateway's user-defined tags
-/// after them. Built at compile time for the tables, on the stack for "seen".
-#[derive(Copy, Clone)]
-struct TagSet([u64; WORDS]);
-
-impl TagSet {
-    const EMPTY: Self = Self([0; WORDS]);
-
-    /// The bit of `tag`, if the set can hold it.
-    const fn slot(tag: u32) -> Option<usize> {
-        if tag < 1024 {
-            Some(tag as usize)
-        } else if tag >= 20_000 && tag < 20_064 {
-            Some(1024 + (tag - 20_000) as usize)
-        } else {
-            None
-        }
-    }
-
-    const fn of(tags: &[u32]) -> Self {
-        let mut set = Self::EMPTY;
-        let mut i = 0;
-        while i < tags.len() {
-            let slot = Self::slot(tags[i]);
-            assert!(slot.is_some(), "tag outside the TagSet range");
-            if let Some(slot) = slot {
-                set.0[slot / 64] |= 1 << (slot % 64);
-            }
-            i += 1;
-        }
-        set
-    }
-
-    fn contains(&self, tag: u32) -> bool {
-        Self::slot(tag).is_some_and(|slot| self.0[slot / 64] & (1 << (slot % 64)) != 0)
-    }
-
-    /// Adds `tag`; false if it was already there. Tags the set cannot hold never reach it
-    /// (the tag number check runs first), and count as new.
-    fn insert(&mut self, tag: u32) -> bool {
-        let Some(slot) = Self::slot(tag) else {
-            return true;
-        };
-        let word = &mut self.0[slot / 64];
-        let bit = 1 << (slot % 64);
-        let new = *word & bit == 0;
-        *word |= bit;
-        new
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Data types
 // ---------------------------------------------------------------------------------------
 
@@ -277,17 +230,23 @@ const fn chars(set: &[u8]) -> u128 {
     mask
 }
 
-/// True if `byte` is in a [`chars`] mask.
-#[inline]
+/// True if `byte` is in a [`chars`] mask (as two 64-bit halves: a 128-bit shift is a
+/// handful of instructions).
+#[inline(always)]
 fn in_chars(mask: u128, byte: u8) -> bool {
-    byte < 128 && mask & (1 << byte) != 0
+    let half = match byte {
+        0..64 => mask as u64,
+        64..128 => (mask >> 64) as u64,
+        _ => return false,
+    };
+    half >> (byte % 64) & 1 != 0
 }
 
 /// Every FIX 4.4 ExecInst value.
 const EXEC_INST: u128 = chars(b"0123456789ABCDEFGHIJKLMNOPQRSUVWXYZabcde");
 
 /// Every distinct type of the tables, indexed by [`ty_index`].
-static TYPES: [Ty; 20] = [
+const TYPES: [Ty; 20] = [
     Ty::Str,
     Ty::Count,
     Ty::Decimal,
@@ -338,28 +297,6 @@ const fn ty_index(tag: u32) -> u8 {
     }
 }
 
-/// [`ty_index`] of the tags below 1024, looked up instead of matched (a match over this
-/// many sparse values is a chain of comparisons on every field).
-const TYPE_OF: [u8; 1024] = {
-    let mut table = [0_u8; 1024];
-    let mut tag = 0;
-    while tag < 1024 {
-        table[tag] = ty_index(tag as u32);
-        tag += 1;
-    }
-    table
-};
-
-/// The type of a tag.
-#[inline]
-fn ty(tag: u32) -> &'static Ty {
-    let index = match TYPE_OF.get(tag as usize) {
-        Some(&index) => index,
-        None => ty_index(tag),
-    };
-    &TYPES[usize::from(index) % TYPES.len()]
-}
-
 /// Digits only, 1 to 18 of them.
 fn is_count(value: &[u8]) -> bool {
     !value.is_empty() && value.len() <= 18 && value.iter().all(u8::is_ascii_digit)
@@ -367,23 +304,66 @@ fn is_count(value: &[u8]) -> bool {
 
 /// `[-]digits[.digits]`, at most 64 bytes (the fixed-point parser's limit).
 fn is_decimal(value: &[u8]) -> bool {
-    if value.len() > 64 {
+    let unsigned = match value {
+        [b'-', rest @ ..] => rest,
+        _ => value,
+    };
+    let len = unsigned.len();
+    if (1..=8).contains(&len) {
+        return is_short_decimal(value_word(unsigned, 0), len);
+    }
+    if value.len() > 64 || len == 0 {
         return false;
     }
-    let unsigned = value.strip_prefix(b"-").unwrap_or(value);
     // One pass: digits, and at most one point with a digit on each side.
-    let mut dot = None;
+    let mut dot = usize::MAX;
     for (index, &byte) in unsigned.iter().enumerate() {
-        if byte == b'.' && dot.is_none() {
-            dot = Some(index);
-        } else if !byte.is_ascii_digit() {
-            return false;
+        if byte.wrapping_sub(b'0') > 9 {
+            if byte != b'.' || dot != usize::MAX {
+                return false;
+            }
+            dot = index;
         }
     }
-    match dot {
-        None => !unsigned.is_empty(),
-        Some(at) => at > 0 && at + 1 < unsigned.len(),
+    dot == usize::MAX || (dot > 0 && dot + 1 < len)
+}
+
+/// [`is_decimal`] for a field's value: one word from the message for values of up to
+/// eight bytes after the sign (prices and quantities nearly always).
+#[inline(always)]
+fn is_decimal_field(msg: &Message<'_>, field: &Field) -> bool {
+    let len = field.end.saturating_sub(field.start) as usize;
+    let first = msg.value_word(field, 0);
+    let sign = usize::from(first as u8 == b'-');
+    let unsigned = len - sign.min(len);
+    if (1..=8).contains(&unsigned) {
+        let word = if sign == 1 {
+            msg.value_word(field, 1)
+        } else {
+            first
+        };
+        is_short_decimal(word, unsigned)
+    } else {
+        is_decimal(msg.value(field))
     }
+}
+
+/// [`is_decimal`] for 1 to 8 bytes without a sign, given as a word (zero past them):
+/// every byte that is not a digit must be a point, there is at most one, and it is
+/// neither first nor last.
+#[inline(always)]
+fn is_short_decimal(word: u64, len: usize) -> bool {
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // High bit of each byte of the value.
+    let valid = HIGHS >> (8 * (8 - len));
+    let x = word ^ 0x3030_3030_3030_3030;
+    // Exact per byte: the low seven bits plus 0x76 reach the high bit from 10 up, and a
+    // byte with the high bit set is no digit either.
+    let not_digit = (((x & 0x7F7F_7F7F_7F7F_7F7F) + 0x7676_7676_7676_7676) | x) & valid;
+    let y = word ^ 0x2E2E_2E2E_2E2E_2E2E;
+    let dot = !(((y & 0x7F7F_7F7F_7F7F_7F7F) + 0x7F7F_7F7F_7F7F_7F7F) | y) & valid;
+    let ends = 0x80 | (0x80 << (8 * (len - 1)));
+    not_digit == dot && dot.count_ones() <= 1 && dot & ends == 0
 }
 
 fn reject(reason: u32, tag: u32, text: &'static str) -> Reject {
@@ -394,52 +374,274 @@ fn reject(reason: u32, tag: u32, text: &'static str) -> Reject {
     }
 }
 
-/// Checks one value against its tag's type.
+/// What is wrong with a value: kept to one byte so that a check returns in a register;
+/// the caller builds the [`Reject`] (off the hot path).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Bad {
+    /// Reason 5: value is incorrect (out of range) for this tag.
+    Range,
+    /// Reason 6: incorrect data format for value.
+    Format,
+}
+
+/// The session Reject for a value of `tag` that failed its check.
+#[cold]
+fn bad_value(bad: Bad, tag: u32) -> Reject {
+    match bad {
+        Bad::Range => reject(5, tag, "value is incorrect (out of range) for this tag"),
+        Bad::Format => reject(6, tag, "incorrect data format for value"),
+    }
+}
+
+/// `Ok` if `good`, else `bad`.
 #[inline]
-fn check_value(tag: u32, value: &[u8]) -> Result<(), Reject> {
-    let format = || reject(6, tag, "incorrect data format for value");
-    let range = || reject(5, tag, "value is incorrect (out of range) for this tag");
-    match *ty(tag) {
+fn verdict(good: bool, bad: Bad) -> Result<(), Bad> {
+    if good { Ok(()) } else { Err(bad) }
+}
+
+/// Checks one value against its type ([`TYPES`] index `ty`, from the tag's [`Entry`]).
+/// One arm per type with the type a constant, so that each arm is that type's check alone
+/// (its masks immediate operands) and the dispatch a jump table.
+#[inline(always)]
+fn check_value(ty: usize, msg: &Message<'_>, field: &Field) -> Result<(), Bad> {
+    let value = msg.value(field);
+    macro_rules! dispatch {
+        ($($index:literal)*) => {
+            match ty {
+                $($index => check_ty(const { TYPES[$index] }, value, msg, field),)*
+                // Not a type index (the tables only hold `ty_index` values).
+                _ => Ok(()),
+            }
+        };
+    }
+    dispatch!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19)
+}
+
+/// [`check_value`] out of line, for the long path of [`validate`].
+#[inline(never)]
+fn check_value_cold(ty: usize, msg: &Message<'_>, field: &Field) -> Result<(), Bad> {
+    check_value(ty, msg, field)
+}
+
+/// Checks one value against a type.
+#[inline(always)]
+fn check_ty(ty: Ty, value: &[u8], msg: &Message<'_>, field: &Field) -> Result<(), Bad> {
+    match ty {
         Ty::Str => Ok(()),
-        Ty::Count => is_count(value).then_some(()).ok_or_else(format),
-        Ty::Decimal => is_decimal(value).then_some(()).ok_or_else(format),
-        Ty::Char => (value.len() == 1).then_some(()).ok_or_else(format),
+        Ty::Count => verdict(is_count(value), Bad::Format),
+        Ty::Decimal => verdict(is_decimal_field(msg, field), Bad::Format),
+        Ty::Char => verdict(value.len() == 1, Bad::Format),
         Ty::Bool => match value {
             b"Y" | b"N" => Ok(()),
-            [_] => Err(range()),
-            _ => Err(format()),
+            [_] => Err(Bad::Range),
+            _ => Err(Bad::Format),
         },
-        Ty::Timestamp => parse_utc_timestamp(value).map(|_| ()).ok_or_else(format),
-        Ty::Date => parse_date(value).map(|_| ()).ok_or_else(format),
+        Ty::Timestamp => verdict(is_utc_timestamp(value), Bad::Format),
+        Ty::Date => verdict(parse_date(value).is_some(), Bad::Format),
         Ty::CharIn(set) => match value {
-            [byte] if in_chars(set, *byte) => Ok(()),
-            [_] => Err(range()),
-            _ => Err(format()),
+            [byte] => verdict(in_chars(set, *byte), Bad::Range),
+            _ => Err(Bad::Format),
         },
         Ty::IntIn(mask) => match parse_u64(value) {
-            Some(n) if n < 128 && mask & (1 << n) != 0 => Ok(()),
-            Some(_) => Err(range()),
-            None => Err(format()),
+            Some(n) => verdict(n < 128 && mask & (1 << n) != 0, Bad::Range),
+            None => Err(Bad::Format),
         },
         Ty::CharsIn(set) => {
             // "A B C": odd length, a character at every even index, spaces between.
             if value.len().is_multiple_of(2) {
-                return Err(format());
+                return Err(Bad::Format);
             }
             for (index, byte) in value.iter().enumerate() {
                 if index % 2 == 1 {
                     if *byte != b' ' {
-                        return Err(format());
+                        return Err(Bad::Format);
                     }
                 } else if *byte == b' ' {
-                    return Err(format());
+                    return Err(Bad::Format);
                 } else if !in_chars(set, *byte) {
-                    return Err(range());
+                    return Err(Bad::Range);
                 }
             }
             Ok(())
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Columns
+// ---------------------------------------------------------------------------------------
+
+/// The tags that have a column in the parser's [`Index`](super::codec::Index): the
+/// framing fields, the standard header and every field of the application messages the
+/// gateway serves (the admin messages' own fields do not need one: those messages take
+/// the field-by-field path). A tag's column is its position here + 1; column 0 stands for
+/// every other tag. At most 63.
+const COLUMN_TAGS: [u32; 59] = [
+    // Framing.
+    8, 9, 35, 10, //
+    // Standard header.
+    49, 56, 34, 52, 43, 50, 57, 97, 115, 116, 122, 128, 129, 142, 143, 144, 145, 369, //
+    // Application bodies.
+    1, 11, 18, 21, 37, 38, 40, 41, 44, 54, 55, 58, 59, 60, 99, 126, 207, 453, 526, 790, 146, 262,
+    263, 264, 265, 266, 267, 581, 710, 715, 724, 20_000, 20_001, //
+    // Repeating group fields.
+    447, 448, 452, 269,
+];
+
+// Columns fit in the index's 64-bit masks, and no tag has two.
+const _: () = {
+    assert!(COLUMN_TAGS.len() < 64);
+    let mut index = 0;
+    while index < COLUMN_TAGS.len() {
+        assert!(
+            column(COLUMN_TAGS[index]) == index + 1,
+            "a tag listed twice"
+        );
+        index += 1;
+    }
+};
+
+/// The column of `tag` (0: none), for building tables.
+pub(crate) const fn column(tag: u32) -> usize {
+    let mut index = 0;
+    while index < COLUMN_TAGS.len() {
+        if COLUMN_TAGS[index] == tag {
+            return index + 1;
+        }
+        index += 1;
+    }
+    0
+}
+
+/// [`column`] of every tag below 1024.
+static COLUMNS: [u8; 1024] = {
+    let mut table = [0_u8; 1024];
+    let mut index = 0;
+    while index < COLUMN_TAGS.len() {
+        let tag = COLUMN_TAGS[index] as usize;
+        if tag < 1024 {
+            table[tag] = (index + 1) as u8;
+        }
+        index += 1;
+    }
+    table
+};
+
+/// The column of `tag`, as the parser looks it up for every field (a table load).
+#[inline(always)]
+pub(crate) fn column_of(tag: u32) -> usize {
+    match COLUMNS.get(tag as usize) {
+        Some(&column) => usize::from(column),
+        None => high_column(tag),
+    }
+}
+
+/// [`column_of`] for a tag of at most three digits (the parser's common case): the table
+/// without the bounds check.
+#[inline(always)]
+pub(crate) fn short_column(tag: u32) -> usize {
+    usize::from(COLUMNS[tag as usize % COLUMNS.len()])
+}
+
+/// [`column`] of the tags from 1024 on (the gateway's user-defined ones).
+#[cold]
+fn high_column(tag: u32) -> usize {
+    const ADMIN_REQ_ID: usize = column(20_000);
+    const ADMIN_ACTION: usize = column(20_001);
+    match tag {
+        20_000 => ADMIN_REQ_ID,
+        20_001 => ADMIN_ACTION,
+        _ => 0,
+    }
+}
+
+/// The columns of `tags` as a mask; `None` if one has no column.
+const fn columns_of(tags: &[u32]) -> Option<u64> {
+    let mut mask = 0;
+    let mut index = 0;
+    while index < tags.len() {
+        let column = column(tags[index]);
+        if column == 0 {
+            return None;
+        }
+        mask |= 1 << column;
+        index += 1;
+    }
+    Some(mask)
+}
+
+/// The columns of the standard header fields but the framing ones.
+const HEADER_COLUMNS: u64 = match columns_of(HEADER_TAGS) {
+    Some(mask) => mask & !FRAMING_COLUMNS,
+    None => panic!("every header tag has a column"),
+};
+
+/// The columns of 8, 9, 35 and 10, present in every parsed message.
+const FRAMING_COLUMNS: u64 = match columns_of(&[8, 9, 35, 10]) {
+    Some(mask) => mask,
+    None => panic!("the framing tags have columns"),
+};
+
+/// What the short path of [`validate`] needs of a message type: masks of columns.
+#[derive(Copy, Clone, Debug)]
+struct Columns {
+    /// The fields allowed outside repeating groups: framing, header, body.
+    allowed: u64,
+    /// The required fields.
+    required: u64,
+    /// The fields with a value to check (type other than String).
+    typed: u64,
+    /// The NumInGroup fields (a message with one takes the long path).
+    groups: u64,
+}
+
+/// [`Columns`] of a message type with these body tags; `None` if one has no column (then
+/// every message of the type takes the long path).
+const fn spec_columns(body: &[u32], required: &[u32], groups: &[&GroupSpec]) -> Option<Columns> {
+    let Some(body_columns) = columns_of(body) else {
+        return None;
+    };
+    let Some(required_columns) = columns_of(required) else {
+        return None;
+    };
+    let Some(header_required) = columns_of(&[49, 56, 34, 52]) else {
+        return None;
+    };
+    let allowed = FRAMING_COLUMNS | HEADER_COLUMNS | body_columns;
+    let mut typed = 0;
+    let mut col = 1;
+    while col <= COLUMN_TAGS.len() {
+        if allowed & (1 << col) != 0 && ty_index(COLUMN_TAGS[col - 1]) != 0 {
+            typed |= 1 << col;
+        }
+        col += 1;
+    }
+    let mut group_columns = 0;
+    let mut index = 0;
+    while index < groups.len() {
+        group_columns |= 1 << column(groups[index].count);
+        index += 1;
+    }
+    Some(Columns {
+        allowed,
+        required: required_columns | header_required,
+        typed,
+        groups: group_columns,
+    })
+}
+
+/// The columns of the tags of type `ty` ([`TYPES`] index), for the short path's value
+/// checks: one loop per type, its check inlined, instead of a dispatch per field.
+const fn columns_of_type(ty: u8) -> u64 {
+    let mut mask = 0;
+    let mut index = 0;
+    while index < COLUMN_TAGS.len() {
+        if ty_index(COLUMN_TAGS[index]) == ty {
+            mask |= 1 << (index + 1);
+        }
+        index += 1;
+    }
+    mask
 }
 
 // ---------------------------------------------------------------------------------------
@@ -470,25 +672,20 @@ enum Rule {
     OrderReference,
 }
 
-/// One message type's table.
-struct MsgSpec {
-    /// What each tag below 1024 is in this message ([`IN_HEADER`], [`IN_BODY`],
-    /// [`GROUP_COUNT`], [`GROUP_FIELD`] bits): one load per field instead of several set
-    /// lookups.
-    class: [u8; 1024],
-    /// Body tags allowed outside groups (NumInGroup tags included), for the tags above
-    /// 1024 (the gateway's user-defined ones).
-    body: TagSet,
-    required: &'static [u32],
-    groups: &'static [&'static GroupSpec],
-    rule: Rule,
-}
+/// What one tag is in one message type, packed in 16 bits so that a field costs one load:
+///
+/// | bits | meaning |
+/// |---|---|
+/// | 0-5 | the tag's slot: its bit in the message type's 64-bit sets (seen, required) |
+/// | 6-9 | its class: [`IN_HEADER`], [`IN_BODY`], [`GROUP_COUNT`], [`GROUP_FIELD`] |
+/// | 10-14 | its type, an index into [`TYPES`] (fewer than 32) |
+///
+/// `0` (no class): the tag is not defined for the message type.
+type Entry = u16;
 
-impl MsgSpec {
-    fn group(&self, count_tag: u32) -> Option<&'static GroupSpec> {
-        self.groups.iter().copied().find(|g| g.count == count_tag)
-    }
-}
+const SLOT_MASK: Entry = 0x3F;
+const CLASS_SHIFT: u32 = 6;
+const TYPE_SHIFT: u32 = 10;
 
 /// A standard header field.
 const IN_HEADER: u8 = 1;
@@ -499,46 +696,190 @@ const GROUP_COUNT: u8 = 4;
 /// A field of a repeating group.
 const GROUP_FIELD: u8 = 8;
 
+/// The class bits of an entry.
+#[inline]
+const fn class_of(entry: Entry) -> u8 {
+    (entry >> CLASS_SHIFT) as u8 & 0xF
+}
+
+/// The slot bit of an entry.
+#[inline]
+const fn bit_of(entry: Entry) -> u64 {
+    1 << (entry & SLOT_MASK)
+}
+
+/// The standard header, the four required fields first: a header tag's slot is its index
+/// here, the same in every message type, so the required header fields are bits 0-3.
 const HEADER_TAGS: &[u32] = &[
-    8, 9, 35, 34, 43, 49, 50, 52, 56, 57, 97, 115, 116, 122, 128, 129, 142, 143, 144, 145, 369,
+    49, 56, 34, 52, 8, 9, 35, 43, 50, 57, 97, 115, 116, 122, 128, 129, 142, 143, 144, 145, 369,
 ];
 
-/// The class byte of every tag below 1024 for a message with these body tags and groups.
-const fn class_table(body: &[u32], groups: &[&GroupSpec]) -> [u8; 1024] {
-    let mut table = [0_u8; 1024];
+/// Required in every message's standard header (the first slots).
+const HEADER_REQUIRED: u64 = 0b1111;
+
+/// The slots of the tags the codec checks (8, 9, 35), set before the first body field so
+/// that a second one is a duplicate.
+const FRAMING_SEEN: u64 = 0b111_0000;
+
+/// Entries of tags at or above this number (the gateway's user-defined tags) are kept in a
+/// short list rather than the table.
+const TABLE_TAGS: usize = 1024;
+
+/// Room for user-defined tags in one message type.
+const MAX_HIGH: usize = 4;
+
+/// One message type's table, built at compile time by [`spec`].
+struct MsgSpec {
+    /// The entry of every tag below [`TABLE_TAGS`].
+    entries: [Entry; TABLE_TAGS],
+    /// `(tag, entry)` for the tags above (tag 0: an unused place).
+    high: [(u32, Entry); MAX_HIGH],
+    /// The tag of each slot (for naming a missing one).
+    slot_tags: [u32; 64],
+    /// The slots that must be seen: the header's four, then the message's own in the order
+    /// they are reported when missing (the lowest missing slot is named).
+    required: u64,
+    groups: &'static [&'static GroupSpec],
+    rule: Rule,
+    /// False for the table of the types the gateway does not serve: only the header is
+    /// checked.
+    served: bool,
+    /// For the short path of [`validate`]; `None`: always the long one.
+    columns: Option<Columns>,
+}
+
+impl MsgSpec {
+    /// The entry of `tag` in this message type.
+    #[inline]
+    fn entry(&self, tag: u32) -> Entry {
+        match self.entries.get(tag as usize) {
+            Some(&entry) => entry,
+            None => self
+                .high
+                .iter()
+                .find(|&&(t, _)| t == tag)
+                .map_or(0, |&(_, entry)| entry),
+        }
+    }
+
+    /// True if `seen` holds `tag` (one of this type's tags).
+    fn has(&self, seen: u64, tag: u32) -> bool {
+        let entry = self.entry(tag);
+        class_of(entry) != 0 && seen & bit_of(entry) != 0
+    }
+
+    fn group(&self, count_tag: u32) -> Option<&'static GroupSpec> {
+        self.groups.iter().copied().find(|g| g.count == count_tag)
+    }
+}
+
+const fn contains(tags: &[u32], tag: u32) -> bool {
+    let mut i = 0;
+    while i < tags.len() {
+        if tags[i] == tag {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The tables of a message type: every header tag, then the required body tags in their
+/// order, then the other body tags, then the group fields each get the next slot; a tag's
+/// entry says its slot, class and type. Tables that do not fit fail the build.
+const fn spec(
+    body: &[u32],
+    required: &[u32],
+    groups: &'static [&'static GroupSpec],
+    rule: Rule,
+    served: bool,
+) -> MsgSpec {
+    let mut entries = [0; TABLE_TAGS];
+    let mut high = [(0, 0); MAX_HIGH];
+    let mut slot_tags = [0; 64];
+    let mut required_slots = HEADER_REQUIRED;
+    let mut slot = 0;
+    // One list of (tag, class) in slot order.
+    let mut order = [(0_u32, 0_u8); 64];
     let mut i = 0;
     while i < HEADER_TAGS.len() {
-        table[HEADER_TAGS[i] as usize] |= IN_HEADER;
+        order[slot] = (HEADER_TAGS[i], IN_HEADER);
+        slot += 1;
+        i += 1;
+    }
+    i = 0;
+    while i < required.len() {
+        assert!(
+            contains(body, required[i]),
+            "a required tag must be a body tag"
+        );
+        order[slot] = (required[i], IN_BODY);
+        required_slots |= 1 << slot;
+        slot += 1;
         i += 1;
     }
     i = 0;
     while i < body.len() {
-        if body[i] < 1024 {
-            table[body[i] as usize] |= IN_BODY;
+        if !contains(required, body[i]) {
+            order[slot] = (body[i], IN_BODY);
+            slot += 1;
         }
         i += 1;
     }
     i = 0;
     while i < groups.len() {
-        table[groups[i].count as usize] |= GROUP_COUNT;
         let mut j = 0;
         while j < groups[i].fields.len() {
-            table[groups[i].fields[j] as usize] |= GROUP_FIELD;
+            assert!(
+                !contains(body, groups[i].fields[j]),
+                "a group field is not also a body field"
+            );
+            order[slot] = (groups[i].fields[j], GROUP_FIELD);
+            slot += 1;
             j += 1;
         }
         i += 1;
     }
-    table
+    let mut high_len = 0;
+    i = 0;
+    while i < slot {
+        let (tag, mut class) = order[i];
+        let mut g = 0;
+        while g < groups.len() {
+            if groups[g].count == tag {
+                assert!(class == IN_BODY, "a NumInGroup tag is a body tag");
+                class |= GROUP_COUNT;
+            }
+            g += 1;
+        }
+        let entry = i as Entry
+            | ((class as Entry) << CLASS_SHIFT)
+            | ((ty_index(tag) as Entry) << TYPE_SHIFT);
+        if (tag as usize) < TABLE_TAGS {
+            assert!(entries[tag as usize] == 0, "a tag listed twice");
+            entries[tag as usize] = entry;
+        } else {
+            high[high_len] = (tag, entry);
+            high_len += 1;
+        }
+        slot_tags[i] = tag;
+        i += 1;
+    }
+    MsgSpec {
+        entries,
+        high,
+        slot_tags,
+        required: required_slots,
+        groups,
+        rule,
+        served,
+        columns: if served {
+            spec_columns(body, required, groups)
+        } else {
+            None
+        },
+    }
 }
-
-/// Classes for the unsupported types: only the header is known.
-static HEADER_CLASS: [u8; 1024] = class_table(&[], &[]);
-
-/// The tags the codec checks (first three fields).
-const FRAMING_TAGS: TagSet = TagSet::of(&[8, 9, 35]);
-
-/// Required in every message's standard header.
-const HEADER_REQUIRED: [u32; 4] = [49, 56, 34, 52];
 
 const PARTIES: GroupSpec = GroupSpec {
     count: 453,
@@ -553,32 +894,21 @@ const RELATED_SYM: GroupSpec = GroupSpec {
     fields: &[55, 207],
 };
 
-const fn spec(
-    body: &[u32],
-    required: &'static [u32],
-    groups: &'static [&'static GroupSpec],
-    rule: Rule,
-) -> MsgSpec {
-    MsgSpec {
-        class: class_table(body, groups),
-        body: TagSet::of(body),
-        required,
-        groups,
-        rule,
-    }
-}
+/// The types the gateway does not serve: only the standard header is known.
+static HEADER_ONLY: MsgSpec = spec(&[], &[], &[], Rule::None, false);
 
-static HEARTBEAT: MsgSpec = spec(&[112], &[], &[], Rule::None);
-static TEST_REQUEST: MsgSpec = spec(&[112], &[112], &[], Rule::None);
-static RESEND_REQUEST: MsgSpec = spec(&[7, 16], &[7, 16], &[], Rule::None);
-static SESSION_REJECT: MsgSpec = spec(&[45, 371, 372, 373, 58], &[45], &[], Rule::None);
-static SEQUENCE_RESET: MsgSpec = spec(&[36, 123], &[36], &[], Rule::None);
-static LOGOUT: MsgSpec = spec(&[58], &[], &[], Rule::None);
+static HEARTBEAT: MsgSpec = spec(&[112], &[], &[], Rule::None, true);
+static TEST_REQUEST: MsgSpec = spec(&[112], &[112], &[], Rule::None, true);
+static RESEND_REQUEST: MsgSpec = spec(&[7, 16], &[7, 16], &[], Rule::None, true);
+static SESSION_REJECT: MsgSpec = spec(&[45, 371, 372, 373, 58], &[45], &[], Rule::None, true);
+static SEQUENCE_RESET: MsgSpec = spec(&[36, 123], &[36], &[], Rule::None, true);
+static LOGOUT: MsgSpec = spec(&[58], &[], &[], Rule::None, true);
 static LOGON: MsgSpec = spec(
     &[98, 108, 141, 383, 464, 553, 554, 789],
     &[98, 108],
     &[],
     Rule::None,
+    true,
 );
 static NEW_ORDER_SINGLE: MsgSpec = spec(
     &[
@@ -587,12 +917,14 @@ static NEW_ORDER_SINGLE: MsgSpec = spec(
     &[11, 54, 55, 60, 38, 40],
     &[&PARTIES],
     Rule::OrderPrices,
+    true,
 );
 static ORDER_CANCEL_REQUEST: MsgSpec = spec(
     &[1, 11, 37, 38, 41, 54, 55, 58, 60, 207, 453, 526],
     &[41, 11, 55, 54, 60],
     &[&PARTIES],
     Rule::None,
+    true,
 );
 static ORDER_CANCEL_REPLACE_REQUEST: MsgSpec = spec(
     &[
@@ -601,27 +933,39 @@ static ORDER_CANCEL_REPLACE_REQUEST: MsgSpec = spec(
     &[41, 11, 55, 54, 60, 38, 40],
     &[&PARTIES],
     Rule::OrderPrices,
+    true,
 );
 static ORDER_STATUS_REQUEST: MsgSpec = spec(
     &[1, 11, 37, 54, 55, 207, 453, 790],
     &[55, 54],
     &[&PARTIES],
     Rule::OrderReference,
+    true,
 );
 static MARKET_DATA_REQUEST: MsgSpec = spec(
     &[262, 263, 264, 265, 266, 267, 146],
     &[262, 263, 264, 267, 146],
     &[&MD_ENTRY_TYPES, &RELATED_SYM],
     Rule::None,
+    true,
 );
 static REQUEST_FOR_POSITIONS: MsgSpec = spec(
     &[1, 55, 60, 207, 263, 453, 581, 710, 715, 724],
     &[710, 724, 60],
     &[&PARTIES],
     Rule::None,
+    true,
 );
-static ADMIN_REQUEST: MsgSpec = spec(&[1, 20_000, 20_001], &[20_000, 20_001], &[], Rule::None);
+static ADMIN_REQUEST: MsgSpec = spec(
+    &[1, 20_000, 20_001],
+    &[20_000, 20_001],
+    &[],
+    Rule::None,
+    true,
+);
 
+/// The table of a served MsgType (exactly the [`MsgClass::Admin`] and
+/// [`MsgClass::Application`] ones).
 fn spec_for(msg_type: &[u8]) -> Option<&'static MsgSpec> {
     Some(match msg_type {
         b"0" => &HEARTBEAT,
@@ -680,8 +1024,22 @@ impl OpenGroup {
     }
 }
 
+/// The type bits of an entry, as an index into [`TYPES`].
+#[inline]
+const fn type_of(entry: Entry) -> usize {
+    (entry >> TYPE_SHIFT) as usize & 0x1F
+}
+
 /// Validates a parsed inbound message against the gateway's FIX 4.4 profile (see the
 /// module docs for every check and its order).
+///
+/// Two paths with the same answer. The short one proves a message valid with the
+/// parser's (crate-internal) index of where the known tags are: every field allowed in
+/// the message type and none twice, the header fields first, the required fields
+/// present, no repeating group, then the values with a type checked; it answers only
+/// "valid". Anything else (a problem, a repeating group, a tag without a column, an admin
+/// or unsupported message type) takes the long path, which reads the fields in order and
+/// names the first problem.
 ///
 /// # Errors
 ///
@@ -692,26 +1050,117 @@ pub fn validate(msg: &Message<'_>) -> Result<(), Reject> {
         // The parser never hands out fewer (8, 9, 35, 10); stay total anyway.
         return Err(reject(1, 35, "required tag missing"));
     }
-    let spec = match classify(msg.msg_type()) {
-        MsgClass::Invalid => return Err(reject(11, 35, "invalid MsgType")),
-        MsgClass::Unsupported => None,
-        MsgClass::Admin | MsgClass::Application => spec_for(msg.msg_type()),
+    let spec = match spec_for(msg.msg_type()) {
+        Some(spec) => spec,
+        None if classify(msg.msg_type()) == MsgClass::Invalid => {
+            return Err(reject(11, 35, "invalid MsgType"));
+        }
+        None => &HEADER_ONLY,
     };
+    if let Some(columns) = &spec.columns
+        && is_valid_by_columns(msg, spec, columns)
+    {
+        return Ok(());
+    }
+    validate_in_order(msg, spec)
+}
+
+/// The short path of [`validate`]: true only if the long path would find nothing wrong.
+///
+/// Why it agrees: with no column repeated and every one allowed in the type (column 0,
+/// the tags without one, never is), each field is a header or body field of the type
+/// appearing once, so the long path finds no undefined tag, duplicate or group field
+/// outside its group; with no NumInGroup, no group opens; 8, 9, 35 are the first three
+/// fields (the parser checked) and the other `h` header fields all lie before position
+/// `3 + h`, so they are positions 3 to `2 + h`, before every body field; the typed values
+/// pass the same checks; the required fields and the order rules hold.
+#[inline]
+fn is_valid_by_columns(msg: &Message<'_>, spec: &MsgSpec, columns: &Columns) -> bool {
+    const ORD_TYPE: usize = column(40);
+    const PRICE: u64 = 1 << column(44);
+    const STOP_PRICE: u64 = 1 << column(99);
+    const ORDER_ID: u64 = 1 << column(37);
+    const CL_ORD_ID: u64 = 1 << column(11);
+    let index = msg.index();
+    let present = index.present;
+    if index.repeated != 0
+        || present & !columns.allowed != 0
+        || present & columns.groups != 0
+        || columns.required & !present != 0
+    {
+        return false;
+    }
+    // The header fields but 8, 9, 35: `count` of them, all before position `3 + count`.
+    let (mut rest, mut count, mut last) = (present & HEADER_COLUMNS, 0, 0);
+    while rest != 0 {
+        let column = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        count += 1;
+        last = last.max(usize::from(index.last[column % 64]));
+    }
+    if last >= 3 + count {
+        return false;
+    }
+    let typed = present & columns.typed;
+    macro_rules! check_types {
+        ($($ty:literal)*) => {$(
+            let mut rest = typed & const { columns_of_type($ty) };
+            while rest != 0 {
+                let column = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                let Some(field) = msg.last_in_column(column) else {
+                    return false;
+                };
+                let value = msg.value(field);
+                if check_ty(const { TYPES[$ty] }, value, msg, field).is_err() {
+                    return false;
+                }
+            }
+        )*};
+    }
+    // Type 0, String, has nothing to check. The types of the order messages' fields
+    // first; the others, skipped together when none is there.
+    check_types!(1 2 3 4 7 8 9 10 11);
+    const OTHER_TYPES: u64 = {
+        let others = [5, 6, 12, 13, 14, 15, 16, 17, 18, 19];
+        let mut mask = 0;
+        let mut index = 0;
+        while index < others.len() {
+            mask |= columns_of_type(others[index]);
+            index += 1;
+        }
+        mask
+    };
+    if typed & OTHER_TYPES != 0 {
+        check_types!(5 6 12 13 14 15 16 17 18 19);
+    }
+    match spec.rule {
+        Rule::None => true,
+        Rule::OrderPrices => {
+            let ord_type = msg
+                .last_in_column(ORD_TYPE)
+                .and_then(|field| msg.value(field).first().copied());
+            !(matches!(ord_type, Some(b'2' | b'4')) && present & PRICE == 0
+                || matches!(ord_type, Some(b'3' | b'4')) && present & STOP_PRICE == 0)
+        }
+        Rule::OrderReference => present & (ORDER_ID | CL_ORD_ID) != 0,
+    }
+}
+
+/// The long path of [`validate`]: the fields in order, the first problem named.
+#[inline(never)]
+fn validate_in_order(msg: &Message<'_>, spec: &MsgSpec) -> Result<(), Reject> {
+    let fields = msg.fields();
     // 8, 9 and 35 are the parser's to place; a second one is a duplicate.
-    let mut seen = FRAMING_TAGS;
+    let mut seen = FRAMING_SEEN;
     let mut in_header = true;
     let mut group: Option<OpenGroup> = None;
     let mut ord_type = None;
-    let classes = spec.map_or(&HEADER_CLASS, |spec| &spec.class);
-    for field in &fields[3..fields.len() - 1] {
+    for field in fields.get(3..fields.len() - 1).unwrap_or_default() {
         let tag = field.tag;
-        let value = msg.value(field);
-        let class = match classes.get(tag as usize) {
-            Some(&class) => class,
-            None if spec.is_some_and(|spec| spec.body.contains(tag)) => IN_BODY,
-            None => 0,
-        };
-        if spec.is_none() && class & IN_HEADER == 0 {
+        let entry = spec.entry(tag);
+        let class = class_of(entry);
+        if !spec.served && class & IN_HEADER == 0 {
             // Unsupported type: the body is not ours to check.
             in_header = false;
             continue;
@@ -724,7 +1173,8 @@ pub fn validate(msg: &Message<'_>) -> Result<(), Reject> {
                 Some(0) if open.entries < open.declared => {
                     open.entries += 1;
                     open.last = 0;
-                    check_value(tag, value)?;
+                    check_value_cold(type_of(entry), msg, field)
+                        .map_err(|bad| bad_value(bad, tag))?;
                     continue;
                 }
                 Some(0) => {
@@ -736,7 +1186,8 @@ pub fn validate(msg: &Message<'_>) -> Result<(), Reject> {
                 }
                 Some(position) if open.entries > 0 && position > open.last => {
                     open.last = position;
-                    check_value(tag, value)?;
+                    check_value_cold(type_of(entry), msg, field)
+                        .map_err(|bad| bad_value(bad, tag))?;
                     continue;
                 }
                 Some(_) => {
@@ -762,17 +1213,20 @@ pub fn validate(msg: &Message<'_>) -> Result<(), Reject> {
                 });
             }
         }
-        if !seen.insert(tag) {
+        // A header or body tag: it has a slot of its own.
+        let bit = bit_of(entry);
+        if seen & bit != 0 {
             return Err(reject(13, tag, "tag appears more than once"));
         }
-        check_value(tag, value)?;
+        seen |= bit;
+        check_value_cold(type_of(entry), msg, field).map_err(|bad| bad_value(bad, tag))?;
         if tag == 40 {
-            ord_type = value.first().copied();
+            ord_type = msg.value(field).first().copied();
         }
         if class & GROUP_COUNT != 0
-            && let Some(group_spec) = spec.and_then(|s| s.group(tag))
+            && let Some(group_spec) = spec.group(tag)
         {
-            let declared = parse_u64(value).unwrap_or(0);
+            let declared = parse_u64(msg.value(field)).unwrap_or(0);
             if declared == 0 {
                 return Err(reject(16, tag, "NumInGroup must be positive"));
             }
@@ -788,27 +1242,25 @@ pub fn validate(msg: &Message<'_>) -> Result<(), Reject> {
         open.close()?;
     }
     let missing = |tag| reject(1, tag, "required tag missing");
-    if let Some(&tag) = HEADER_REQUIRED.iter().find(|&&t| !seen.contains(t)) {
-        return Err(missing(tag));
-    }
-    let Some(spec) = spec else {
-        return Ok(());
-    };
-    if let Some(&tag) = spec.required.iter().find(|&&t| !seen.contains(t)) {
-        return Err(missing(tag));
+    // The lowest missing slot: the header's in order, then the message's own in order.
+    let absent = spec.required & !seen;
+    if absent != 0 {
+        return Err(missing(
+            spec.slot_tags[absent.trailing_zeros() as usize % 64],
+        ));
     }
     match spec.rule {
         Rule::None => {}
         Rule::OrderPrices => {
-            if matches!(ord_type, Some(b'2' | b'4')) && !seen.contains(44) {
+            if matches!(ord_type, Some(b'2' | b'4')) && !spec.has(seen, 44) {
                 return Err(missing(44));
             }
-            if matches!(ord_type, Some(b'3' | b'4')) && !seen.contains(99) {
+            if matches!(ord_type, Some(b'3' | b'4')) && !spec.has(seen, 99) {
                 return Err(missing(99));
             }
         }
         Rule::OrderReference => {
-            if !seen.contains(37) && !seen.contains(11) {
+            if !spec.has(seen, 37) && !spec.has(seen, 11) {
                 return Err(missing(11));
             }
         }
@@ -1194,22 +1646,284 @@ mod tests {
         );
     }
 
+    /// The short path of `validate` never calls a message valid that the long path
+    /// rejects: messages of every type, valid and mutated field by field (fields dropped,
+    /// repeated, moved, values replaced, tags added), checked both ways.
+    #[test]
+    fn the_short_path_agrees_with_the_long_one() {
+        let seeds = [
+            ("D", ORDER.to_owned()),
+            (
+                "D",
+                "1=acct|11=A1|21=1|55=BTCUSDT|207=binance|54=2|60=20240101-12:00:00.123456|\
+                 38=1|40=4|44=1|99=2|59=6|126=20240102-00:00:00|18=6 E|526=S|58=text|"
+                    .to_owned(),
+            ),
+            (
+                "D",
+                "50=T|11=A|55=S|54=1|60=20240101-12:00:00|38=1|40=3|99=5|".to_owned(),
+            ),
+            (
+                "F",
+                "41=A1|11=A2|55=BTCUSDT|54=1|60=20240101-12:00:00|37=5|".to_owned(),
+            ),
+            (
+                "G",
+                "41=A1|11=A2|55=BTCUSDT|54=1|60=20240101-12:00:00|38=1|40=2|44=1|".to_owned(),
+            ),
+            ("H", "11=A1|55=BTCUSDT|54=1|790=R|".to_owned()),
+            ("H", "37=12|55=BTCUSDT|54=1|".to_owned()),
+            (
+                "AN",
+                "710=P1|724=0|60=20240101-12:00:00|715=20240101|1=acct|581=1|263=0|".to_owned(),
+            ),
+            ("U1", "20000=R1|20001=K|1=acct|".to_owned()),
+            (
+                "V",
+                "262=M1|263=1|264=10|265=1|266=Y|267=1|269=0|146=1|55=S|".to_owned(),
+            ),
+            ("0", "112=T|".to_owned()),
+        ];
+        let values = [
+            "0",
+            "1",
+            "2",
+            "3",
+            "4",
+            "6",
+            "E",
+            "Y",
+            "N",
+            "x",
+            "-1.5",
+            "1.",
+            "6 E",
+            "6 T",
+            "20240101-12:00:00",
+            "20240230-12:00:00",
+            "20240101-24:00:00.000",
+            "20241301",
+            "12345678901234567890",
+            "A1",
+            "BTCUSDT",
+        ];
+        let tags = [
+            1, 11, 18, 21, 34, 37, 38, 40, 41, 43, 44, 49, 50, 52, 54, 55, 56, 58, 59, 60, 97, 99,
+            122, 126, 207, 447, 448, 452, 453, 526, 581, 710, 715, 724, 790, 957, 5001, 20_000,
+            20_001, 20_002, 269, 146, 112, 35, 9, 8,
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut parser = Parser::new();
+        let (mut valid, mut checked) = (0, 0);
+        for round in 0..20_000 {
+            let (msg_type, body) = &seeds[round % seeds.len()];
+            let mut fields: Vec<String> = format!("{HEADER_FIELDS}{body}")
+                .split('|')
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect();
+            for _ in 0..next(4) {
+                let at = next(fields.len() + 1);
+                match next(5) {
+                    0 if !fields.is_empty() => {
+                        fields.remove(at.min(fields.len() - 1));
+                    }
+                    1 if !fields.is_empty() => {
+                        let copy = fields[next(fields.len())].clone();
+                        fields.insert(at, copy);
+                    }
+                    2 if fields.len() > 1 => {
+                        let (a, b) = (next(fields.len()), next(fields.len()));
+                        fields.swap(a, b);
+                    }
+                    3 if !fields.is_empty() => {
+                        let i = at.min(fields.len() - 1);
+                        let tag = fields[i].split('=').next().unwrap_or("58").to_owned();
+                        fields[i] = format!("{tag}={}", values[next(values.len())]);
+                    }
+                    _ => fields.insert(
+                        at,
+                        format!("{}={}", tags[next(tags.len())], values[next(values.len())]),
+                    ),
+                }
+            }
+            let body = fields.iter().map(|f| format!("{f}|")).collect::<String>();
+            let bytes = message(msg_type, &body);
+            let Ok(msg) = parser.parse(&bytes) else {
+                continue;
+            };
+            let Some(spec) = spec_for(msg.msg_type()) else {
+                continue;
+            };
+            checked += 1;
+            let short = spec
+                .columns
+                .as_ref()
+                .is_some_and(|columns| is_valid_by_columns(&msg, spec, columns));
+            let long = validate_in_order(&msg, spec);
+            if short {
+                valid += 1;
+                assert_eq!(long, Ok(()), "{msg_type} {body}");
+            }
+            assert_eq!(validate(&msg), long, "{msg_type} {body}");
+        }
+        // The mutations leave enough messages valid, and the short path takes them.
+        assert!(checked > 15_000 && valid > 2_000, "{checked} {valid}");
+    }
+
+    /// The parser's lookups give every tag the column the list gives it.
+    #[test]
+    fn column_lookups_match_the_list() {
+        for tag in (0..2048).chain(19_990..20_010).chain([u32::MAX]) {
+            assert_eq!(column_of(tag), column(tag), "{tag}");
+            if tag < 1000 {
+                assert_eq!(short_column(tag), column(tag), "{tag}");
+            }
+        }
+        assert_ne!(column(20_001), 0);
+        assert_eq!(column(112), 0, "admin message fields have no column");
+    }
+
     #[test]
     fn class_tables_match_the_specs() {
         for msg_type in [
             "0", "1", "2", "3", "4", "5", "A", "D", "F", "G", "H", "V", "AN", "U1",
         ] {
             let spec = spec_for(msg_type.as_bytes()).unwrap();
+            let class = |tag| class_of(spec.entry(tag));
             for group in spec.groups {
-                let class = spec.class[group.count as usize];
-                assert_eq!(class & (GROUP_COUNT | IN_BODY), GROUP_COUNT | IN_BODY);
+                assert_eq!(class(group.count), GROUP_COUNT | IN_BODY);
                 for &field in group.fields {
-                    assert_ne!(spec.class[field as usize] & GROUP_FIELD, 0);
+                    assert_eq!(class(field), GROUP_FIELD);
                 }
             }
-            for &tag in HEADER_TAGS {
-                assert_ne!(spec.class[tag as usize] & IN_HEADER, 0);
-                assert_eq!(HEADER_CLASS[tag as usize], IN_HEADER);
+            // Every tag with a class has a slot of its own, named back by `slot_tags`, and
+            // the type `ty_index` gives it.
+            let mut slots = 0_u64;
+            for tag in (1..1024).chain(20_000..20_010) {
+                let entry = spec.entry(tag);
+                if class_of(entry) == 0 {
+                    assert_eq!(entry, 0, "{msg_type} {tag}");
+                    continue;
+                }
+                assert_eq!(slots & bit_of(entry), 0, "{msg_type} {tag}: slot taken");
+                slots |= bit_of(entry);
+                assert_eq!(spec.slot_tags[usize::from(entry & SLOT_MASK)], tag);
+                assert_eq!(type_of(entry), usize::from(ty_index(tag)));
+            }
+            assert_eq!(
+                spec.required & !slots,
+                0,
+                "{msg_type}: required without a slot"
+            );
+            for (slot, &tag) in HEADER_TAGS.iter().enumerate() {
+                assert_eq!(class(tag), IN_HEADER);
+                assert_eq!(usize::from(spec.entry(tag) & SLOT_MASK), slot);
+                assert_eq!(HEADER_ONLY.entry(tag), spec.entry(tag));
+            }
+        }
+        // The fixed slots the validation relies on.
+        for (bits, tags) in [
+            (HEADER_REQUIRED, &[49, 56, 34, 52][..]),
+            (FRAMING_SEEN, &[8, 9, 35]),
+        ] {
+            let expected = tags
+                .iter()
+                .fold(0, |set, &tag| set | bit_of(HEADER_ONLY.entry(tag)));
+            assert_eq!(bits, expected);
+        }
+        assert_eq!(
+            (1..1024).filter(|&tag| HEADER_ONLY.entry(tag) != 0).count(),
+            HEADER_TAGS.len()
+        );
+    }
+
+    /// The one-word check of short decimals agrees with the byte loop.
+    #[test]
+    fn short_decimals_agree_with_the_loop() {
+        fn by_bytes(unsigned: &[u8]) -> bool {
+            let mut dot = None;
+            for (index, &byte) in unsigned.iter().enumerate() {
+                if byte == b'.' && dot.is_none() {
+                    dot = Some(index);
+                } else if !byte.is_ascii_digit() {
+                    return false;
+                }
+            }
+            match dot {
+                None => !unsigned.is_empty(),
+                Some(at) => at > 0 && at + 1 < unsigned.len(),
+            }
+        }
+        let alphabet = b"0159.-/:\x00\xAE";
+        for len in 1..=4 {
+            let mut digits = vec![0_usize; len];
+            loop {
+                let value: Vec<u8> = digits.iter().map(|&d| alphabet[d]).collect();
+                assert_eq!(
+                    is_short_decimal(value_word(&value, 0), len),
+                    by_bytes(&value),
+                    "{value:?}"
+                );
+                let Some(at) = digits.iter().position(|&d| d + 1 < alphabet.len()) else {
+                    break;
+                };
+                digits[at] += 1;
+                digits[..at].fill(0);
+            }
+        }
+        for value in [
+            "12345678", "1234.678", "1.345678", "1234567.", ".2345678", "12.45.78",
+        ] {
+            assert_eq!(
+                is_short_decimal(value_word(value.as_bytes(), 0), 8),
+                by_bytes(value.as_bytes())
+            );
+        }
+    }
+
+    /// Decimals read from the message a word at a time, signed and not, short and long,
+    /// at the end of the message too, agree with the slice check.
+    #[test]
+    fn decimal_fields_agree_with_the_slice_check() {
+        let mut parser = Parser::new();
+        for value in [
+            "1",
+            "-1",
+            "0.5",
+            "-0.5",
+            ".5",
+            "5.",
+            "-",
+            "--1",
+            "12345678",
+            "-12345678",
+            "1234567.8",
+            "-1234.5678",
+            "123456789",
+            "1.2.3",
+            "1e5",
+            "+1",
+            "-.5",
+        ] {
+            for trailing in ["", "58=x|"] {
+                let body = format!(
+                    "{HEADER_FIELDS}11=A|55=S|54=1|60=20240101-12:00:00|40=1|{trailing}38={value}|"
+                );
+                let bytes = message("D", &body);
+                let msg = parser.parse(&bytes).unwrap();
+                let field = msg.fields().iter().find(|f| f.tag == 38).unwrap();
+                assert_eq!(
+                    is_decimal_field(&msg, field),
+                    is_decimal(value.as_bytes()),
+                    "{value}"
+                );
             }
         }
     }
