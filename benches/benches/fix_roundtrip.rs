@@ -2,16 +2,19 @@
 //! load generator's own floor, in one run:
 //!
 //! 1. the floor: `aaiti-fixload` against its trivial responder (each order answered at once
-//!    with a canned ExecutionReport);
+//!    with a canned ExecutionReport), twice: blocking in `read` (the trivial
+//!    responder, whose every answer waits for a thread wake-up), and busy-polling on the
+//!    engine's core (the same placement and wait strategy as the engine: the strict floor);
 //! 2. the engine: the same generator against `aaiti run`'s FIX gateway (session layer,
 //!    dictionary, decode, journal of the command, order manager, pre-trade risk, paper
 //!    venue, journal of the order events, desk stage, execution report), journal durability
 //!    `none`, replaying the bundled BTCUSDT recording at its recorded pace meanwhile.
 //!
 //! Open loop at 1 k and 10 k orders/s (latency from each order's intended send time, so
-//! coordinated omission is corrected), then closed loop at the maximum rate. Orders rest
-//! far below the market (the price band is off), half of them canceled, so the engine's
-//! books of open orders stay bounded.
+//! coordinated omission is corrected), then closed loop at the maximum rate. The generator
+//! is pinned to the cores the engine does not use. Orders rest away from the market (the
+//! recording trades between 61 824 and 61 856; orders are 1 tick to $1000 from 61 840, so
+//! a few cross), half of them canceled, so the engine's books of open orders stay bounded.
 //!
 //! `cargo bench -p aaiti-benches --bench fix_roundtrip` (`-- --quick`: 3 s per run).
 
@@ -27,15 +30,17 @@ use std::time::Duration;
 use aaiti_core::config::{self, DEFAULT_CONFIG};
 use aaiti_core::engine::{self, RunOptions};
 use aaiti_feeds::replay::Pace;
-use aaiti_tools::fixload::{self, LoadConfig, LoadReport, Mix, Summary};
+use aaiti_tools::fixload::{self, LoadConfig, LoadReport, Mix, ResponderConfig, Summary};
 
 fn load(
     connect: SocketAddr,
     rate: f64,
     seconds: u64,
     credentials: bool,
+    cores: &[usize],
 ) -> anyhow::Result<LoadReport> {
     let mut config = LoadConfig::new(connect);
+    config.cores = cores.to_vec();
     config.rate = rate;
     config.window = 32;
     config.duration = Duration::from_secs(seconds);
@@ -46,8 +51,8 @@ fn load(
         replace: 0,
     };
     config.account = "desk-1".to_owned();
-    config.price = "30000".to_owned();
-    config.price_jitter_ticks = 1000;
+    config.price = "61840".to_owned();
+    config.price_jitter_ticks = 100_000;
     if credentials {
         config.username = Some("desk".to_owned());
         config.password = Some("desk-demo".to_owned());
@@ -93,19 +98,33 @@ fn main() -> anyhow::Result<()> {
         "run (latency us)", "p50", "p90", "p99", "p99.9", "max", "acks/s", "rejects"
     );
 
-    // 1. The floor, with nothing else running.
-    let responder = fixload::start_responder("127.0.0.1:0".parse()?)?;
-    let floor_address = responder.local_addr();
+    // The engine (and the spinning responder) on the first core, the generator on the rest.
+    let cores = aaiti_core::sys::available_cores();
+    let first_core = cores.first().copied().unwrap_or(0);
+    let generator_cores: Vec<usize> = cores.iter().copied().skip(1).collect();
+
+    // 1. The floors, with nothing else running.
     let mut floors = Vec::new();
-    for rate in [1_000.0, 10_000.0] {
-        floors.push(row(
-            &format!("floor, open loop {}/s", rate as u64),
-            &load(floor_address, rate, seconds, false)?,
-        ));
+    let mut floor_max = Vec::new();
+    for (name, spin) in [("blocking", false), ("spinning", true)] {
+        let mut responder = ResponderConfig::new("127.0.0.1:0".parse()?);
+        responder.spin = spin;
+        responder.core = spin.then_some(first_core);
+        let responder = responder.start()?;
+        let address = responder.local_addr();
+        let mut at_rates = Vec::new();
+        for rate in [1_000.0, 10_000.0] {
+            at_rates.push(row(
+                &format!("floor {name}, open {}/s", rate as u64),
+                &load(address, rate, seconds, false, &generator_cores)?,
+            ));
+        }
+        let max = load(address, 0.0, seconds, false, &generator_cores)?;
+        row(&format!("floor {name}, closed (max)"), &max);
+        floors.push((name, at_rates));
+        floor_max.push((name, max.throughput));
+        let _ = responder.stop();
     }
-    let floor_max = load(floor_address, 0.0, seconds, false)?;
-    row("floor, closed loop (max rate)", &floor_max);
-    let _ = responder.stop();
 
     // 2. The engine on one core (one thread runs every source and stage, spinning), so the
     //    load generator has the other core to itself, as the responder's pair had.
@@ -151,10 +170,6 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&data)?;
     std::fs::write(&path, text)?;
     let loaded = config::load(Some(&path))?;
-    let first_core = aaiti_core::sys::available_cores()
-        .first()
-        .copied()
-        .unwrap_or(0);
     let options = RunOptions {
         speed: Some(Pace::Recorded),
         data_dir: Some(data.clone()),
@@ -167,29 +182,37 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no gateway"))?;
     // Let the replayed book become valid first (orders on an invalid book are refused).
     std::thread::sleep(Duration::from_secs(3));
-    let mut ratios = Vec::new();
-    for (rate, floor) in [1_000.0, 10_000.0].into_iter().zip(&floors) {
-        let report = load(engine_address, rate, seconds, true)?;
+    let mut engine_p50 = Vec::new();
+    for rate in [1_000.0, 10_000.0] {
+        let report = load(engine_address, rate, seconds, true, &generator_cores)?;
         let engine = row(&format!("engine, open loop {}/s", rate as u64), &report);
         rejects("engine", &report);
-        ratios.push((rate, engine.p50_ns as f64 / floor.p50_ns.max(1) as f64));
+        engine_p50.push((rate, engine.p50_ns));
     }
-    let engine_max = load(engine_address, 0.0, seconds, true)?;
+    let engine_max = load(engine_address, 0.0, seconds, true, &generator_cores)?;
     row("engine, closed loop (max rate)", &engine_max);
     rejects("engine", &engine_max);
     println!(
-        "engine placement: {} thread(s) on core {first_core}",
+        "engine placement: {} thread(s) on core {first_core}; generator on cores {generator_cores:?}",
         started.plan.threads.len()
     );
-    for (rate, ratio) in ratios {
-        println!(
-            "p50 engine / floor at {}/s: {ratio:.2}x (goal <= 1.2x)",
-            rate as u64
-        );
+    for (name, at_rates) in &floors {
+        for ((rate, engine), floor) in engine_p50.iter().zip(at_rates) {
+            println!(
+                "p50 engine / {name} floor at {}/s: {:.2}x (goal <= 1.2x)",
+                *rate as u64,
+                *engine as f64 / floor.p50_ns.max(1) as f64
+            );
+        }
     }
+    let floor_max: Vec<String> = floor_max
+        .iter()
+        .map(|(name, throughput)| format!("{name} floor {throughput:.0}"))
+        .collect();
     println!(
-        "max rate per session: engine {:.0} orders/s, floor {:.0} (goal >= 150000)",
-        engine_max.throughput, floor_max.throughput
+        "max rate per session: engine {:.0} orders/s; {} (goal >= 150000)",
+        engine_max.throughput,
+        floor_max.join(", ")
     );
     started.running.stop_handle().request_stop();
     let finished = started.wait();

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod desk;
 pub mod engine;
+mod hash;
 pub mod live;
 pub mod market;
 pub mod oms;

@@ -1364,5 +1364,19 @@ fn desk_orders_table_matches_a_map() {
     if let Some(((account, id), _)) = model.iter().next() {
         table.get_mut(*account, id).unwrap().qty = Qty(-1);
         assert_eq!(table.get(*account, id).unwrap().qty, Qty(-1));
+        let slot = table.slot(*account, id).unwrap();
+        table.at_mut(slot).qty = Qty(-2);
+        assert_eq!(table.at(slot), table.get(*account, id).unwrap());
+        assert_eq!(table.at(slot).qty, Qty(-2));
+        // Other orders coming and going do not move it.
+        if let Some((account, id)) = model.keys().nth(1) {
+            table.remove(*account, id).unwrap();
+        }
+        let mut other = *table.at(slot);
+        other.client_order_id = cl("another");
+        table.insert(other).unwrap();
+        table.remove(other.account, &other.client_order_id);
+        assert_eq!(table.at(slot).client_order_id, *id);
     }
+    assert!(table.slot(AccountId(7), &cl("nobody")).is_none());
 }

@@ -332,6 +332,33 @@ fn closed_loop_keeps_the_window_full() {
 }
 
 #[test]
+fn spinning_responder_and_pinned_generator_answer_everything() {
+    let cores = aaiti_core::sys::available_cores();
+    let mut responder = ResponderConfig::new(localhost());
+    responder.spin = true;
+    responder.core = cores.first().copied();
+    let responder = responder.start().unwrap();
+    let mut config = config(responder.local_addr());
+    config.rate = 0.0;
+    config.window = 4;
+    config.duration = Duration::from_millis(300);
+    config.cores = cores.iter().copied().rev().take(1).collect();
+    let report = run(&config).unwrap();
+    let counts = responder.stop();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.unacknowledged, 0);
+    assert!(report.sent.total() > 100, "{:?}", report.sent);
+    assert_eq!(report.acked, report.sent);
+    // Every request the generator sent (the unmeasured ones included) reached the
+    // responder.
+    assert_eq!(
+        counts.new_orders + counts.cancels + counts.replaces,
+        report.sent.total() + report.warmup_sent
+    );
+    assert_eq!(counts.logons, 1);
+}
+
+#[test]
 fn responder_answers_logon_test_request_and_orders() {
     let responder = start_responder(localhost()).unwrap();
     let stream = TcpStream::connect(responder.local_addr()).unwrap();

@@ -56,8 +56,35 @@ dense_id!(
 /// A client order id (FIX ClOrdID, tag 11) stored inline: up to 40 printable ASCII bytes,
 /// zero-padded. Inline storage keeps order records `Pod` and fixed-size.
 #[repr(transparent)]
-#[derive(Copy, Clone, PartialEq, Eq, Hash, Pod, Zeroable)]
+#[derive(Copy, Clone, Eq, Pod, Zeroable)]
 pub struct ClientOrderId(pub [u8; ClientOrderId::CAPACITY]);
+
+impl std::hash::Hash for ClientOrderId {
+    /// The bytes, as the equality compares them.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for ClientOrderId {
+    /// Byte equality, as five 8-byte words: the engine compares ids in every order lookup,
+    /// and the derived comparison of a 40-byte array is a call to `memcmp`.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        let mut difference = 0;
+        for (a, b) in self.0.chunks_exact(8).zip(other.0.chunks_exact(8)) {
+            let mut left = [0; 8];
+            let mut right = [0; 8];
+            left.copy_from_slice(a);
+            right.copy_from_slice(b);
+            difference |= u64::from_ne_bytes(left) ^ u64::from_ne_bytes(right);
+        }
+        difference == 0
+    }
+}
+
+// The word-wise comparison above covers every byte only if the capacity is whole words.
+const _: () = assert!(ClientOrderId::CAPACITY.is_multiple_of(8));
 
 /// Why a byte string cannot be a [`ClientOrderId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -197,5 +224,20 @@ mod tests {
         let full = ClientOrderId::new(&[b'z'; 40]).unwrap();
         assert_eq!(full.as_bytes().len(), 40);
         assert!(ClientOrderId::NONE.is_none());
+    }
+
+    #[test]
+    fn client_order_ids_differing_in_any_byte_are_unequal() {
+        let base = ClientOrderId::new(&[b'a'; 40]).unwrap();
+        assert_eq!(base, ClientOrderId::new(&[b'a'; 40]).unwrap());
+        for position in 0..ClientOrderId::CAPACITY {
+            let mut other = base;
+            other.0[position] = b'b';
+            assert_ne!(base, other, "byte {position}");
+        }
+        assert_ne!(
+            ClientOrderId::new(b"abc").unwrap(),
+            ClientOrderId::new(b"abcd").unwrap()
+        );
     }
 }

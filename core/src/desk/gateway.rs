@@ -16,7 +16,6 @@
 //!
 //! Logons, logouts and refused logons are journaled as `desk_session` control records.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +39,7 @@ use crossbeam_channel::Receiver;
 use super::store::JournalStore;
 use super::{DESK_STREAM, DeskFeed, DeskOut, DeskReceiver};
 use crate::admin::{AdminCommand, AdminHandle, AdminReply};
+use crate::hash::{FixedMap, FixedState};
 use crate::runtime::{Emitter, Source, SourceStatus};
 
 /// Most desk orders the gateway tracks at once.
@@ -118,7 +118,7 @@ struct Desk {
     scopes: Vec<Option<SessionScope>>,
     names: Vec<String>,
     orders: DeskOrders,
-    routes: HashMap<(AccountId, ClientOrderId), Route>,
+    routes: FixedMap<(AccountId, ClientOrderId), Route>,
     subs: Vec<MdSub>,
     waiting: Vec<Waiting>,
     admin: AdminHandle,
@@ -204,7 +204,7 @@ impl GatewaySource {
                 scopes,
                 names,
                 orders: DeskOrders::with_capacity(ORDER_CAPACITY),
-                routes: HashMap::with_capacity(ORDER_CAPACITY),
+                routes: FixedMap::with_capacity_and_hasher(2 * ORDER_CAPACITY, FixedState),
                 subs: Vec::new(),
                 waiting: Vec::new(),
                 admin: setup.admin,
@@ -338,6 +338,35 @@ impl Desk {
         }
     }
 
+    /// Sends a message whose SendingTime (52) is the report's TransactTime (60): one clock
+    /// reading for both.
+    fn send_stamped(
+        &mut self,
+        acceptor: &mut Acceptor,
+        session: SessionId,
+        msg_type: &[u8],
+        body: impl FnOnce(&mut Encoder, &ReportStamp) -> Result<(), app::EncodeError>,
+    ) {
+        let stamp = self.stamp();
+        let mut failed = None;
+        let sent = acceptor.send_at(session, msg_type, stamp.time, |enc| {
+            if let Err(error) = body(enc, &stamp) {
+                failed = Some(error);
+            }
+        });
+        self.settle_send(failed, sent.is_err());
+    }
+
+    fn settle_send(&mut self, failed: Option<app::EncodeError>, send_failed: bool) {
+        if let Some(error) = failed {
+            self.counters.send_errors += 1;
+            tracing::error!(%error, "a message to the desk could not be encoded");
+        }
+        if send_failed {
+            self.counters.send_errors += 1;
+        }
+    }
+
     fn send(
         &mut self,
         acceptor: &mut Acceptor,
@@ -351,13 +380,7 @@ impl Desk {
                 failed = Some(error);
             }
         });
-        if let Some(error) = failed {
-            self.counters.send_errors += 1;
-            tracing::error!(%error, "a message to the desk could not be encoded");
-        }
-        if sent.is_err() {
-            self.counters.send_errors += 1;
-        }
+        self.settle_send(failed, sent.is_err());
     }
 
     // --- order reports ----------------------------------------------------------------
@@ -367,26 +390,24 @@ impl Desk {
         let Some(route) = self.routes.get(&(account, event.client_order_id)).copied() else {
             return; // not a desk order
         };
-        let key = if self.orders.get(account, &route.order_key).is_some() {
-            route.order_key
-        } else {
-            event.client_order_id
+        let (key, slot) = match self.orders.slot(account, &route.order_key) {
+            Some(slot) => (route.order_key, slot),
+            None => match self.orders.slot(account, &event.client_order_id) {
+                Some(slot) => (event.client_order_id, slot),
+                None => return,
+            },
         };
-        let Some(info) = self.orders.get(account, &key).copied() else {
-            return;
-        };
-        let stamp = self.stamp();
+        let info = *self.orders.at(slot);
         let ctx = self.ctx;
-        self.send(
+        self.send_stamped(
             acceptor,
             route.session,
             app::order_event_msg_type(event),
-            |enc| app::encode_order_event(enc, event, &info, &stamp, ctx),
+            |enc, stamp| app::encode_order_event(enc, event, &info, stamp, ctx),
         );
         self.counters.reports_out += 1;
-        let Some(entry) = self.orders.get_mut(account, &key) else {
-            return;
-        };
+        // Sending changed no order: the handle still holds this one.
+        let entry = self.orders.at_mut(slot);
         let request_before = entry.request;
         // A cancel or replace of an order the engine does not know: the gateway's stand-in
         // for it has served its one answer.

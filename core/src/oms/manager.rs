@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{ExpiryMode, OmsConfig, TriggerSource};
 use super::error::{IllegalTransition, InvariantViolation, OmsConfigError, VenueEvent};
-use super::hash::{FixedMap, FixedSet};
 use super::order::{
     Deferred, Fill, Links, NIL, Order, OrderStatus, Pending, PriorityEffect, ReplaceRequest,
 };
 use super::stops::{StopBook, StopEntry};
+use crate::hash::{FixedMap, FixedSet};
 
 /// Number of [`RejectReason`] codes counted (codes are below 64).
 const REJECT_CODES: usize = 64;

@@ -107,7 +107,6 @@
 
 mod config;
 mod error;
-mod hash;
 mod manager;
 mod order;
 mod snapshot;

@@ -17,10 +17,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::config::OmsConfig;
 use super::error::{InvariantViolation, SnapshotError};
-use super::hash::{FixedMap, FixedSet};
 use super::manager::{ExpiryEntry, ListEnds, OmsCounters, OrderManager, Rules};
 use super::order::Order;
 use super::stops::StopBook;
+use crate::hash::{FixedMap, FixedSet};
 
 /// The serialized form, borrowing the manager.
 #[derive(Serialize)]

@@ -16,6 +16,6 @@ pub fn available_cores() -> Vec<usize> {
 }
 
 /// Pins the calling thread to `core`; false if the OS refused.
-pub(crate) fn pin_current_thread(core: usize) -> bool {
+pub fn pin_current_thread(core: usize) -> bool {
     core_affinity::set_for_current(core_affinity::CoreId { id: core })
 }

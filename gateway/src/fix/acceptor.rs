@@ -24,7 +24,12 @@
 //!   and skipping it would only trade it for an endless resend loop. Another BeginString
 //!   ends the connection (Logout "Incorrect BeginString" when logged on).
 //! * Each connection reads at most [`READ_BUDGET`] bytes per round, so one flooding peer
-//!   cannot starve the others; the rest is read in the next round.
+//!   cannot starve the others; the rest is read in the next round. A read shorter than its
+//!   buffer has emptied the socket, so the loop stops there instead of reading again for a
+//!   `WouldBlock` (a system call per message saved; new data raises a new edge-triggered
+//!   event). After the peer closed, reads go on to the end of the stream.
+//! * When a round finds nothing to do, each session's store may do its housekeeping
+//!   ([`MessageStore::maintain`]): off the path of any message.
 //! * Writes are queued per connection and flushed once per round (and at the start of the
 //!   next [`Acceptor::poll`], for [`Acceptor::send`] calls in between). A partial write
 //!   waits for WRITABLE. A peer whose unsent bytes exceed `write_buffer_cap` (it does not
@@ -343,12 +348,22 @@ pub struct Acceptor {
     failed: FailedLogons,
     parser: Parser,
     /// Connections with events this round (reused).
-    ready: Vec<(usize, bool, bool)>,
+    ready: Vec<Ready>,
     /// Connections that hit the read budget and still have input.
     backlog: Vec<usize>,
     /// Output of [`Acceptor::send`] for a session without a connection (stored only).
     scratch: Vec<u8>,
     stats: AcceptorStats,
+}
+
+/// One connection's readiness from a poll.
+#[derive(Copy, Clone, Debug)]
+struct Ready {
+    index: usize,
+    readable: bool,
+    /// Read to the end of the stream: the peer closed or the socket failed.
+    closing: bool,
+    writable: bool,
 }
 
 fn wall_clock() -> UnixNanos {
@@ -495,7 +510,22 @@ impl Acceptor {
         msg_type: &[u8],
         body: impl FnOnce(&mut Encoder),
     ) -> Result<u64, SendError> {
-        let now = wall_clock();
+        self.send_at(id, msg_type, wall_clock(), body)
+    }
+
+    /// [`Acceptor::send`] with SendingTime (52) `now`, for a caller that has just read the
+    /// clock (one reading per message, not two).
+    ///
+    /// # Errors
+    ///
+    /// Unknown session, or its store failed.
+    pub fn send_at(
+        &mut self,
+        id: SessionId,
+        msg_type: &[u8],
+        now: UnixNanos,
+        body: impl FnOnce(&mut Encoder),
+    ) -> Result<u64, SendError> {
         let cap = self.config.write_buffer_cap;
         let slot = self
             .sessions
@@ -563,27 +593,36 @@ impl Acceptor {
             match event.token() {
                 LISTENER => accept = true,
                 WAKER => self.stats.wakeups += 1,
-                Token(token) => ready.push((
-                    token - FIRST_CONN,
-                    event.is_readable() || event.is_read_closed() || event.is_error(),
-                    event.is_writable() || event.is_write_closed(),
-                )),
+                Token(token) => ready.push(Ready {
+                    index: token - FIRST_CONN,
+                    readable: event.is_readable() || event.is_read_closed() || event.is_error(),
+                    // The peer closed (or the socket failed) before this wake-up: no later
+                    // event will say so, so the read must go on to the end of the stream.
+                    closing: event.is_read_closed() || event.is_error(),
+                    writable: event.is_writable() || event.is_write_closed(),
+                }),
             }
         }
         if accept {
             self.accept(now);
         }
         let mut backlog = std::mem::take(&mut self.backlog);
-        for &(index, readable, writable) in &ready {
+        for &Ready {
+            index,
+            readable,
+            closing,
+            writable,
+        } in &ready
+        {
             if writable {
                 self.flush(index);
             }
             if readable && !backlog.contains(&index) {
-                self.read(index, now, app);
+                self.read(index, now, app, closing);
             }
         }
         for index in backlog.drain(..) {
-            self.read(index, now, app);
+            self.read(index, now, app, true);
         }
         self.ready = ready;
         if self.backlog.is_empty() {
@@ -593,6 +632,12 @@ impl Acceptor {
         self.timers(now);
         self.flush_all();
         self.close_marked(app, now);
+        if self.events.is_empty() && self.backlog.is_empty() {
+            // Idle: the stores' housekeeping costs no order any latency now.
+            for slot in &mut self.sessions {
+                slot.session.maintain_store();
+            }
+        }
         Ok(())
     }
 
@@ -678,7 +723,13 @@ impl Acceptor {
         }
     }
 
-    fn read(&mut self, index: usize, now: UnixNanos, app: &mut dyn Application) {
+    /// Reads and handles what a connection has, up to [`READ_BUDGET`] bytes (the rest goes
+    /// to the backlog). A read that returns less than the room it was given has emptied the
+    /// socket (epoll(7): for stream sockets a short read means the input is exhausted), and
+    /// any later data raises a new edge-triggered event, so the read that would only say
+    /// `WouldBlock` (one system call per message at low rates) is skipped, unless
+    /// `to_the_end`: the peer closed before the wake-up, or this is a backlog read.
+    fn read(&mut self, index: usize, now: UnixNanos, app: &mut dyn Application, to_the_end: bool) {
         let mut budget = READ_BUDGET;
         loop {
             let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
@@ -700,12 +751,16 @@ impl Acceptor {
                     return;
                 }
                 Ok(read) => {
+                    let drained = read < conn.rbuf.len() - rlen && !to_the_end;
                     conn.rlen += read;
                     self.stats.bytes_in += read as u64;
                     self.process(index, now, app);
                     budget = budget.saturating_sub(read);
                     if budget == 0 {
                         self.backlog.push(index);
+                        return;
+                    }
+                    if drained {
                         return;
                     }
                 }

@@ -122,7 +122,7 @@ pub use encode::{
     encode_position_report, encode_positions_ack, encode_status_report, ord_rej_reason,
     order_event_msg_type,
 };
-pub use orders::{DeskOrders, DeskOrdersFull, OrderInfo, PendingRequest, RequestKind};
+pub use orders::{DeskOrders, DeskOrdersFull, OrderInfo, OrderSlot, PendingRequest, RequestKind};
 
 use super::Reject;
 use super::codec::{Field, Message, value_word};

@@ -667,6 +667,12 @@ impl Session {
         seq
     }
 
+    /// Lets the store do its housekeeping ([`MessageStore::maintain`]); the acceptor calls
+    /// it when idle.
+    pub(crate) fn maintain_store(&mut self) {
+        self.inner.store.maintain();
+    }
+
     /// Finishes the message started by [`Session::start_message`], stores it (advancing
     /// the sender number) and returns the bytes to send. The session must not send
     /// anything else in between (its number would be taken).

@@ -63,6 +63,11 @@ pub trait MessageStore: Send {
     ///
     /// The reset could not be persisted.
     fn reset(&mut self) -> io::Result<()>;
+
+    /// Housekeeping the store would rather not do on the hot path (for a journal: preparing
+    /// the next segment, faulting in the pages ahead of the writer). The acceptor calls it
+    /// when a poll found nothing to do; it must be cheap when there is nothing pending.
+    fn maintain(&mut self) {}
 }
 
 /// An in-memory [`MessageStore`] keeping the last `capacity` application messages (older

@@ -57,6 +57,13 @@ struct ResponderArgs {
     /// Stop after this many seconds and print the counts (default: run until killed).
     #[arg(long, value_parser = seconds)]
     duration: Option<Duration>,
+    /// Busy-poll each connection (non-blocking reads in a spin loop) instead of blocking
+    /// in `read`: the floor of a system under test that spins too.
+    #[arg(long)]
+    spin: bool,
+    /// Pin the connection threads to this core.
+    #[arg(long)]
+    core: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +144,10 @@ struct LoadArgs {
     /// Never sleep between sends (spin, yielding the core).
     #[arg(long)]
     busy_poll: bool,
+    /// Pin the driving threads to these cores (comma-separated; thread i on the i-th,
+    /// round robin).
+    #[arg(long, value_delimiter = ',')]
+    cores: Vec<usize>,
     /// Write the corrected latency distribution here (.hgrm, microseconds).
     #[arg(long)]
     hgrm: Option<PathBuf>,
@@ -219,6 +230,7 @@ fn load(args: &LoadArgs, out: &mut dyn Write) -> Result<u8, LoadError> {
     config.qty = args.qty.clone();
     config.seed = args.seed;
     config.busy_poll = args.busy_poll;
+    config.cores.clone_from(&args.cores);
     let report = run(&config)?;
     if let Some(path) = &args.hgrm {
         let io = |source| LoadError::Io {
@@ -243,6 +255,8 @@ fn responder(args: &ResponderArgs, out: &mut dyn Write) -> Result<u8, LoadError>
     config.comp_id = args.sender.clone();
     config.username = args.username.clone();
     config.password = args.password.clone();
+    config.spin = args.spin;
+    config.core = args.core;
     let handle = config.start()?;
     // Scripts read this line to learn the port.
     writeln!(out, "listening {}", handle.local_addr()).map_err(write_error)?;

@@ -73,6 +73,10 @@ pub struct LoadConfig {
     /// Never sleep between events (spin with `yield`), even when nothing is in flight and
     /// the next send is far away.
     pub busy_poll: bool,
+    /// Cores to pin the driving threads to (thread `i` on `cores[i % len]`); empty leaves
+    /// placement to the OS. Pinning keeps the generator off the cores of the system under
+    /// test, whose busy-spinning threads would otherwise delay its wake-ups.
+    pub cores: Vec<usize>,
 }
 
 impl LoadConfig {
@@ -105,6 +109,7 @@ impl LoadConfig {
             logon_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
             busy_poll: false,
+            cores: Vec::new(),
         }
     }
 

@@ -3,8 +3,11 @@
 //! (plus the loopback TCP stack).
 //!
 //! One thread accepts; each connection gets a thread with blocking reads (a read timeout
-//! of 50 ms lets it notice [`ResponderHandle::stop`] and send heartbeats). Per message it
-//! frames, indexes the fields and encodes the answer into reused buffers: no allocation.
+//! of 50 ms lets it notice [`ResponderHandle::stop`] and send heartbeats), or, with
+//! [`ResponderConfig::spin`], non-blocking reads in a busy loop: the floor to set beside a
+//! system under test that busy-spins too, since a blocked reader pays a thread wake-up per
+//! message that a spinning one does not. Per message it frames, indexes the fields and
+//! encodes the answer into reused buffers: no allocation.
 //!
 //! * Logon (A): TargetCompID (56) must be the responder's CompID and, when configured,
 //!   Username (553) / Password (554) must match; otherwise it answers with a Logout (58
@@ -59,6 +62,11 @@ pub struct ResponderConfig {
     pub username: Option<String>,
     /// Required Password (554), if any.
     pub password: Option<String>,
+    /// Busy-poll each connection instead of blocking in `read` (burns a core per
+    /// connection while it is open).
+    pub spin: bool,
+    /// Pin the connection threads to this core.
+    pub core: Option<usize>,
 }
 
 impl ResponderConfig {
@@ -69,6 +77,8 @@ impl ResponderConfig {
             comp_id: "AAITI".to_owned(),
             username: None,
             password: None,
+            spin: false,
+            core: None,
         }
     }
 
@@ -247,8 +257,12 @@ struct Conn<'a> {
 }
 
 fn serve(mut stream: TcpStream, config: &ResponderConfig, shared: &Shared, number: u64) {
+    if let Some(core) = config.core {
+        // Best effort: an OS that refuses leaves the thread where it is.
+        let _ = aaiti_core::sys::pin_current_thread(core);
+    }
     let setup = stream
-        .set_nonblocking(false)
+        .set_nonblocking(config.spin)
         .and_then(|()| stream.set_nodelay(true))
         .and_then(|()| stream.set_read_timeout(Some(READ_TIMEOUT)))
         .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)));
@@ -301,6 +315,9 @@ fn serve(mut stream: TcpStream, config: &ResponderConfig, shared: &Shared, numbe
                     end = 0;
                 }
             }
+            Err(error) if error.kind() == ErrorKind::WouldBlock && config.spin => {
+                std::hint::spin_loop();
+            }
             Err(error)
                 if matches!(
                     error.kind(),
@@ -313,13 +330,39 @@ fn serve(mut stream: TcpStream, config: &ResponderConfig, shared: &Shared, numbe
             conn.commit();
         }
         if !conn.out.is_empty() {
-            if stream.write_all(&conn.out).is_err() {
+            if write_all(&mut stream, &conn.out).is_err() {
                 break;
             }
             conn.out.clear();
         }
     }
     let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// `write_all` for blocking and non-blocking (spinning) sockets alike: a full socket
+/// buffer is waited out, up to [`WRITE_TIMEOUT`] (a blocking socket's own timeout ends it
+/// earlier with an error).
+fn write_all(stream: &mut TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    let mut blocked_since: Option<Instant> = None;
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                bytes = &bytes[n..];
+                blocked_since = None;
+            }
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= WRITE_TIMEOUT {
+                    return Err(ErrorKind::TimedOut.into());
+                }
+                std::hint::spin_loop();
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 impl Conn<'_> {

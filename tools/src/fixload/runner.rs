@@ -61,6 +61,12 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, LoadError> {
             let spawned = thread::Builder::new()
                 .name(format!("fixload-{worker}"))
                 .spawn_scoped(scope, move || {
+                    if !config.cores.is_empty() {
+                        // Best effort: an OS that refuses leaves the thread where it is.
+                        let _ = aaiti_core::sys::pin_current_thread(
+                            config.cores[worker % config.cores.len()],
+                        );
+                    }
                     match Worker::new(config, params, numbers, run_tag) {
                         Ok(worker) => worker.run(ready, &start_rx),
                         Err(error) => {

@@ -172,17 +172,26 @@ pub struct DeskOrdersFull {
     pub capacity: usize,
 }
 
-/// The desk's live orders by (account, ClOrdID): a fixed-capacity open-addressing table
-/// (linear probing, backward-shift deletion), allocated once; no allocation per order.
+/// The desk's live orders by (account, ClOrdID), allocated once; no allocation per order.
+///
+/// Two arrays, so that a lookup touches little memory (the engine answers every order event
+/// through it): a dense slab of [`OrderInfo`]s (freed entries are reused newest first, so
+/// the working set stays small and warm), and an open-addressing index over it (linear
+/// probing, backward-shift deletion, at most half full) of 8-byte entries: the key's 32-bit
+/// hash, whose low bits are its home position, and its slab entry's number plus one (0:
+/// empty). A probe compares hashes and reads the slab only on a match.
 #[derive(Debug, Clone)]
 pub struct DeskOrders {
-    slots: Vec<Option<OrderInfo>>,
+    index: Vec<u64>,
+    entries: Vec<OrderInfo>,
+    /// Slab entries not in use.
+    free: Vec<u32>,
     mask: usize,
     len: usize,
     capacity: usize,
 }
 
-fn hash(account: AccountId, id: &ClientOrderId) -> u64 {
+fn hash(account: AccountId, id: &ClientOrderId) -> u32 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = u64::from(account.0).wrapping_mul(K);
     for chunk in id.0.chunks_exact(8) {
@@ -191,17 +200,43 @@ fn hash(account: AccountId, id: &ClientOrderId) -> u64 {
         h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
         h ^= h >> 29;
     }
-    h
+    // Truncation keeps the low half, which the multiply-xorshift mixed with the high one.
+    (h ^ (h >> 32)) as u32
+}
+
+/// An index entry.
+fn pack(hash: u32, entry: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(entry + 1)
+}
+
+/// (hash, slab entry) of an index entry; `None` if it is empty.
+fn unpack(word: u64) -> Option<(u32, usize)> {
+    let entry = (word & 0xFFFF_FFFF) as u32;
+    (entry != 0).then(|| ((word >> 32) as u32, entry as usize - 1))
+}
+
+/// Where an order lives in a [`DeskOrders`] table (see [`DeskOrders::slot`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct OrderSlot(usize);
+
+/// Where [`DeskOrders::find`] ended: the index position, and the slab entry if the key is
+/// there.
+struct Found {
+    at: usize,
+    entry: Option<usize>,
 }
 
 impl DeskOrders {
-    /// A table for up to `capacity` orders (at least one); its slots (twice as many,
-    /// rounded up to a power of two) are allocated now.
+    /// A table for up to `capacity` orders (at least one, at most 2^31); its memory (an
+    /// index of twice as many entries rounded up to a power of two, and the slab) is
+    /// allocated now.
     pub fn with_capacity(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, 1 << 31);
         let size = capacity.saturating_mul(2).next_power_of_two();
         Self {
-            slots: vec![None; size],
+            index: vec![0; size],
+            entries: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
             mask: size - 1,
             len: 0,
             capacity,
@@ -223,24 +258,27 @@ impl DeskOrders {
         self.capacity
     }
 
-    fn home(&self, account: AccountId, id: &ClientOrderId) -> usize {
-        hash(account, id) as usize & self.mask
-    }
-
-    /// The slot holding the key, or the empty slot where it would go.
-    fn find(&self, account: AccountId, id: &ClientOrderId) -> (usize, bool) {
-        let mut at = self.home(account, id);
-        // Bounded: the table is never more than half full, so an empty slot comes first.
-        for _ in 0..self.slots.len() {
-            match &self.slots[at] {
-                None => return (at, false),
-                Some(info) if info.account == account && info.client_order_id == *id => {
-                    return (at, true);
+    /// The key's index position, or the empty position where it would go.
+    fn find(&self, account: AccountId, id: &ClientOrderId) -> Found {
+        let wanted = hash(account, id);
+        let mut at = wanted as usize & self.mask;
+        // Bounded: the index is never more than half full, so an empty entry comes first.
+        for _ in 0..self.index.len() {
+            let Some((hash, entry)) = unpack(self.index[at]) else {
+                return Found { at, entry: None };
+            };
+            if hash == wanted {
+                let info = &self.entries[entry];
+                if info.account == account && info.client_order_id == *id {
+                    return Found {
+                        at,
+                        entry: Some(entry),
+                    };
                 }
-                Some(_) => at = (at + 1) & self.mask,
             }
+            at = (at + 1) & self.mask;
         }
-        (at, false)
+        Found { at, entry: None }
     }
 
     /// Inserts `info` under (its account, its ClOrdID), returning the order it replaces.
@@ -249,64 +287,97 @@ impl DeskOrders {
     ///
     /// The table holds [`capacity`](Self::capacity) other orders.
     pub fn insert(&mut self, info: OrderInfo) -> Result<Option<OrderInfo>, DeskOrdersFull> {
-        let (at, found) = self.find(info.account, &info.client_order_id);
-        if found {
-            return Ok(self.slots[at].replace(info));
+        let found = self.find(info.account, &info.client_order_id);
+        if let Some(entry) = found.entry {
+            return Ok(Some(std::mem::replace(&mut self.entries[entry], info)));
         }
         if self.len >= self.capacity {
             return Err(DeskOrdersFull {
                 capacity: self.capacity,
             });
         }
-        self.slots[at] = Some(info);
+        let entry = match self.free.pop() {
+            Some(entry) => {
+                self.entries[entry as usize] = info;
+                entry
+            }
+            None => {
+                // Within the capacity reserved up front: no reallocation.
+                self.entries.push(info);
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.index[found.at] = pack(hash(info.account, &info.client_order_id), entry);
         self.len += 1;
         Ok(None)
     }
 
+    /// Where the order with this key lives: a handle for [`at`](Self::at) and
+    /// [`at_mut`](Self::at_mut), so that one lookup serves several reads and writes. The
+    /// handle stays valid while that order is in the table (inserting or removing other
+    /// orders does not move it).
+    pub fn slot(&self, account: AccountId, id: &ClientOrderId) -> Option<OrderSlot> {
+        self.find(account, id).entry.map(OrderSlot)
+    }
+
+    /// The order at a handle from [`slot`](Self::slot).
+    ///
+    /// A handle whose order was removed since points at whatever order reuses its place.
+    ///
+    /// # Panics
+    ///
+    /// Only for a handle from another, larger table.
+    pub fn at(&self, slot: OrderSlot) -> &OrderInfo {
+        &self.entries[slot.0]
+    }
+
+    /// The order at a handle, to change (not its account or ClOrdID); as [`at`](Self::at).
+    pub fn at_mut(&mut self, slot: OrderSlot) -> &mut OrderInfo {
+        &mut self.entries[slot.0]
+    }
+
     /// The order with this key.
     pub fn get(&self, account: AccountId, id: &ClientOrderId) -> Option<&OrderInfo> {
-        match self.find(account, id) {
-            (at, true) => self.slots[at].as_ref(),
-            _ => None,
-        }
+        let entry = self.find(account, id).entry?;
+        Some(&self.entries[entry])
     }
 
     /// The order with this key, to change (not its account or ClOrdID: remove and insert
     /// again to re-key it).
     pub fn get_mut(&mut self, account: AccountId, id: &ClientOrderId) -> Option<&mut OrderInfo> {
-        match self.find(account, id) {
-            (at, true) => self.slots[at].as_mut(),
-            _ => None,
-        }
+        let entry = self.find(account, id).entry?;
+        Some(&mut self.entries[entry])
     }
 
     /// Removes the order with this key.
     pub fn remove(&mut self, account: AccountId, id: &ClientOrderId) -> Option<OrderInfo> {
-        let (mut hole, found) = self.find(account, id);
-        if !found {
-            return None;
-        }
-        let removed = self.slots[hole].take();
+        let found = self.find(account, id);
+        let entry = found.entry?;
+        let removed = self.entries[entry];
+        self.free.push(entry as u32);
         self.len -= 1;
         // Backward shift: move later entries of the probe run into the hole unless their
         // home lies cyclically in (hole, at].
+        let mut hole = found.at;
+        self.index[hole] = 0;
         let mut at = hole;
-        for _ in 0..self.slots.len() {
+        for _ in 0..self.index.len() {
             at = (at + 1) & self.mask;
-            let Some(info) = &self.slots[at] else {
+            let Some((hash, _)) = unpack(self.index[at]) else {
                 break;
             };
-            let home = self.home(info.account, &info.client_order_id);
+            let home = hash as usize & self.mask;
             let stays = if hole <= at {
                 hole < home && home <= at
             } else {
                 hole < home || home <= at
             };
             if !stays {
-                self.slots[hole] = self.slots[at].take();
+                self.index[hole] = self.index[at];
+                self.index[at] = 0;
                 hole = at;
             }
         }
-        removed
+        Some(removed)
     }
 }

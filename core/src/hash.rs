@@ -1,10 +1,11 @@
-//! A fixed, seedless hasher for the manager's lookup maps.
+//! A fixed, seedless hasher for the lookup maps of the order manager and the desk gateway.
 //!
 //! The maps are only ever used for lookups (never iterated where the order would matter),
 //! so a deterministic hasher keeps runs reproducible without affecting outputs. The
 //! function is the Fx hash (rustc's): one rotate, xor and multiply per word, with a final
 //! rotation so that hashbrown's bucket index (low bits) and tag (top 7 bits) both see well
-//! mixed bits. It is not DoS-resistant: the keys come from our own desk and venues.
+//! mixed bits. It is not DoS-resistant: the keys come from our own strategies, venues and
+//! authenticated desk sessions (whose order counts are bounded and throttled).
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -12,7 +13,7 @@ const K: u64 = 0xf135_7aea_2e62_a9c5;
 
 /// Builds [`FxHasher`]s; `Default` so maps can be deserialized and created empty.
 #[derive(Copy, Clone, Debug, Default)]
-pub(super) struct FixedState;
+pub(crate) struct FixedState;
 
 impl BuildHasher for FixedState {
     type Hasher = FxHasher;
@@ -25,7 +26,7 @@ impl BuildHasher for FixedState {
 
 /// The hasher.
 #[derive(Copy, Clone, Debug)]
-pub(super) struct FxHasher {
+pub(crate) struct FxHasher {
     hash: u64,
 }
 
@@ -86,9 +87,9 @@ impl Hasher for FxHasher {
 }
 
 /// A `HashMap` with the fixed hasher.
-pub(super) type FixedMap<K, V> = std::collections::HashMap<K, V, FixedState>;
+pub(crate) type FixedMap<K, V> = std::collections::HashMap<K, V, FixedState>;
 /// A `HashSet` with the fixed hasher.
-pub(super) type FixedSet<K> = std::collections::HashSet<K, FixedState>;
+pub(crate) type FixedSet<K> = std::collections::HashSet<K, FixedState>;
 
 #[cfg(test)]
 mod tests {
