@@ -12,7 +12,9 @@
 //!
 //! Outbound, from the [`DeskStage`](super::DeskStage) (after the journal): execution
 //! reports and cancel rejects for the desk's own orders, snapshots (W) and incremental
-//! refreshes (X) of subscribed books.
+//! refreshes (X) of subscribed books. A pending report (PendingNew, PendingCancel,
+//! PendingReplace) is left out when its answer is queued right behind it, as with the
+//! paper venue's immediate acknowledgements; a venue that takes time gets it sent.
 //!
 //! Logons, logouts and refused logons are journaled as `desk_session` control records.
 
@@ -145,6 +147,27 @@ struct Counters {
     logons: u64,
     logons_failed: u64,
     send_errors: u64,
+    /// Pending reports not sent because their answer followed at once.
+    pending_superseded: u64,
+}
+
+/// Whether `following` answers the pending state `event` reports (same order): the
+/// pending report then need not be sent.
+fn superseded(event: &OrderEvent, following: &OrderEvent) -> bool {
+    use aaiti_model::OrderEventKind as Kind;
+    if following.account != event.account || following.order_id != event.order_id {
+        return false;
+    }
+    let (Ok(kind), Ok(answer)) = (Kind::try_from(event.kind), Kind::try_from(following.kind))
+    else {
+        return false;
+    };
+    matches!(
+        (kind, answer),
+        (Kind::PendingNew, Kind::Accepted | Kind::Rejected)
+            | (Kind::PendingCancel, Kind::Canceled | Kind::CancelRejected)
+            | (Kind::PendingReplace, Kind::Replaced | Kind::CancelRejected)
+    )
 }
 
 /// See the [module docs](self).
@@ -243,15 +266,32 @@ impl GatewaySource {
     }
 
     /// Sends what the desk stage passed on.
+    /// Sends what the desk stage queued, up to [`OUTBOUND_PER_POLL`] messages. A pending
+    /// report (PendingNew, PendingCancel, PendingReplace) whose answer is already queued
+    /// right behind it is not sent: FIX makes the pending states optional, and the desk
+    /// learns nothing from a report superseded within the same microsecond (the paper
+    /// venue answers at once unless it simulates latency). Its order's bookkeeping is
+    /// unchanged by it either way.
     fn drain_outbound(&mut self) -> bool {
         let mut busy = false;
-        for _ in 0..OUTBOUND_PER_POLL {
-            let Ok(message) = self.outbound.try_recv() else {
-                break;
-            };
+        let mut handled = 1;
+        let mut next = self.outbound.try_recv().ok();
+        while let Some(message) = next.take() {
             busy = true;
+            if handled < OUTBOUND_PER_POLL {
+                handled += 1;
+                next = self.outbound.try_recv().ok();
+            }
             match message {
-                DeskOut::Order(event) => self.desk.order_event(&mut self.acceptor, &event),
+                DeskOut::Order(event) => {
+                    if let Some(DeskOut::Order(following)) = &next
+                        && superseded(&event, following)
+                    {
+                        self.desk.counters.pending_superseded += 1;
+                        continue;
+                    }
+                    self.desk.order_event(&mut self.acceptor, &event);
+                }
                 DeskOut::Level {
                     instrument,
                     side,
@@ -1089,7 +1129,64 @@ impl Source for GatewaySource {
             ("logons".to_owned(), c.logons),
             ("logons_failed".to_owned(), c.logons_failed),
             ("send_errors".to_owned(), c.send_errors),
+            ("pending_superseded".to_owned(), c.pending_superseded),
             ("connections".to_owned(), stats.accepted),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aaiti_model::{OrderEventKind as Kind, OrderId};
+    use bytemuck::Zeroable;
+
+    use super::*;
+
+    fn event(kind: Kind, account: u32, order: u64) -> OrderEvent {
+        let mut event = OrderEvent::zeroed();
+        event.kind = kind.code();
+        event.account = AccountId(account);
+        event.order_id = OrderId(order);
+        event
+    }
+
+    #[test]
+    fn a_pending_report_is_superseded_only_by_its_own_answer() {
+        let answered = [
+            (Kind::PendingNew, Kind::Accepted),
+            (Kind::PendingNew, Kind::Rejected),
+            (Kind::PendingCancel, Kind::Canceled),
+            (Kind::PendingCancel, Kind::CancelRejected),
+            (Kind::PendingReplace, Kind::Replaced),
+            (Kind::PendingReplace, Kind::CancelRejected),
+        ];
+        for (pending, answer) in answered {
+            let first = event(pending, 1, 7);
+            assert!(
+                superseded(&first, &event(answer, 1, 7)),
+                "{pending:?} {answer:?}"
+            );
+            // Another order's or another account's answer does not.
+            assert!(!superseded(&first, &event(answer, 1, 8)));
+            assert!(!superseded(&first, &event(answer, 2, 7)));
+        }
+        // Reports that are not pending states are always sent.
+        assert!(!superseded(
+            &event(Kind::Accepted, 1, 7),
+            &event(Kind::Canceled, 1, 7)
+        ));
+        assert!(!superseded(
+            &event(Kind::PartiallyFilled, 1, 7),
+            &event(Kind::Filled, 1, 7)
+        ));
+        // A pending state followed by something other than its answer is sent.
+        assert!(!superseded(
+            &event(Kind::PendingNew, 1, 7),
+            &event(Kind::PendingCancel, 1, 7)
+        ));
+        assert!(!superseded(
+            &event(Kind::PendingCancel, 1, 7),
+            &event(Kind::PartiallyFilled, 1, 7)
+        ));
     }
 }
