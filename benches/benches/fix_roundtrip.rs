@@ -16,7 +16,8 @@
 //! recording trades between 61 824 and 61 856; orders are 1 tick to $1000 from 61 840, so
 //! a few cross), half of them canceled, so the engine's books of open orders stay bounded.
 //!
-//! `cargo bench -p aaiti-benches --bench fix_roundtrip` (`-- --quick`: 3 s per run).
+//! `cargo bench -p aaiti-benches --bench fix_roundtrip` (`-- --quick`: 3 s per run;
+//! `AAITI_BENCH_HELPERS=pinned`: the engine's helper threads on its core too).
 
 #![allow(
     clippy::print_stdout,
@@ -179,6 +180,15 @@ fn main() -> anyhow::Result<()> {
         cores: Some(vec![first_core]),
         ..RunOptions::default()
     };
+    // The engine's helper threads (journal maintenance, model loader, admin socket) are left
+    // to the OS, as `aaiti run` leaves them (the placement pins pipeline threads only): they
+    // take some time on the generator's core. `AAITI_BENCH_HELPERS=pinned` confines them to
+    // the engine's core (they inherit this thread's affinity), as under
+    // `taskset -c 0 aaiti run`: the whole engine on one core.
+    let helpers_pinned = std::env::var("AAITI_BENCH_HELPERS").is_ok_and(|v| v == "pinned");
+    if helpers_pinned {
+        let _ = aaiti_core::sys::pin_current_thread(first_core);
+    }
     let started = engine::start(&loaded, &options)?;
     let engine_address = started
         .fix_address
@@ -196,8 +206,14 @@ fn main() -> anyhow::Result<()> {
     row("engine, closed loop (max rate)", &engine_max);
     rejects("engine", &engine_max);
     println!(
-        "engine placement: {} thread(s) on core {first_core}; generator on cores {generator_cores:?}",
-        started.plan.threads.len()
+        "engine placement: {} pipeline thread(s) on core {first_core}, helper threads {}; \
+         generator on cores {generator_cores:?}",
+        started.plan.threads.len(),
+        if helpers_pinned {
+            format!("on core {first_core}")
+        } else {
+            "anywhere".to_owned()
+        }
     );
     for (name, at_rates) in &floors {
         for ((rate, engine), floor) in engine_p50.iter().zip(at_rates) {
