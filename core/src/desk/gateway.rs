@@ -265,7 +265,6 @@ impl GatewaySource {
         true
     }
 
-    /// Sends what the desk stage passed on.
     /// Sends what the desk stage queued, up to [`OUTBOUND_PER_POLL`] messages. A pending
     /// report (PendingNew, PendingCancel, PendingReplace) whose answer is already queued
     /// right behind it is not sent: FIX makes the pending states optional, and the desk
