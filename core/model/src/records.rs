@@ -89,6 +89,16 @@ impl RecordHeader {
             flags: 0,
         }
     }
+
+    /// Header of a record a stage derives from `cause`: its stream and sequence, the cause's
+    /// timestamps and its replay flag (a record re-derived during recovery is not journaled
+    /// again; deriving it still advances the stage's sequence, so numbering continues as
+    /// before).
+    pub const fn derived(stream: StreamId, seq: u64, cause: &RecordHeader) -> Self {
+        let mut header = Self::new(stream, seq, cause.ts_event, cause.ts_recv);
+        header.flags = cause.flags & Self::FLAG_REPLAY;
+        header
+    }
 }
 
 /// A record type that an [`Envelope`] can carry.

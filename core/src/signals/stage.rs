@@ -318,14 +318,7 @@ impl SignalStage {
 
     fn header(&mut self) -> RecordHeader {
         self.seq += 1;
-        let mut header = RecordHeader::new(
-            SIGNAL_STREAM,
-            self.seq,
-            self.cause.ts_event,
-            self.cause.ts_recv,
-        );
-        header.flags = self.cause.flags & RecordHeader::FLAG_REPLAY;
-        header
+        RecordHeader::derived(SIGNAL_STREAM, self.seq, &self.cause)
     }
 
     fn emit<R: Record>(&mut self, record: &R, out: &mut Emitter<'_>) {

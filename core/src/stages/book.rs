@@ -172,14 +172,7 @@ impl BookStage {
     /// again; deriving it still advances the sequence, so numbering continues as before).
     fn header(&mut self, event: &Envelope) -> RecordHeader {
         self.seq += 1;
-        let mut header = RecordHeader::new(
-            self.stream,
-            self.seq,
-            event.header.ts_event,
-            event.header.ts_recv,
-        );
-        header.flags = event.header.flags & RecordHeader::FLAG_REPLAY;
-        header
+        RecordHeader::derived(self.stream, self.seq, &event.header)
     }
 
     fn on_delta(&mut self, event: &Envelope, delta: &BookDelta, out: &mut Emitter<'_>) {

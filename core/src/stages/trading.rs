@@ -336,14 +336,7 @@ impl TradingStage {
 
     fn header(&mut self) -> RecordHeader {
         self.seq += 1;
-        let mut header = RecordHeader::new(
-            self.stream,
-            self.seq,
-            self.cause.ts_event,
-            self.cause.ts_recv,
-        );
-        header.flags = self.cause.flags & RecordHeader::FLAG_REPLAY;
-        header
+        RecordHeader::derived(self.stream, self.seq, &self.cause)
     }
 
     fn emit<R: Record>(&mut self, record: &R, out: &mut Emitter<'_>) {
